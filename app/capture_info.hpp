@@ -1,0 +1,24 @@
+// What rstmon must know about a capture file before replaying it through net_pcap: that libpcap
+// can read it (pcap or pcapng), its link type, and how many frames it holds (to know when the
+// replay is complete).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "packet/packet.hpp"
+
+namespace rstmon::app {
+
+struct CaptureInfo {
+    std::string path;
+    packet::LinkType link = packet::LinkType::ethernet;
+    int dlt = 1;
+    uint64_t frames = 0;
+    uint64_t bytes = 0;
+};
+
+// Throws std::runtime_error with a one-line, user-facing reason.
+CaptureInfo inspect_capture(const std::string& path);
+
+}  // namespace rstmon::app

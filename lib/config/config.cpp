@@ -1,0 +1,325 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "metrics/lcore_stats.hpp"
+
+namespace rstmon::config {
+namespace {
+
+std::string describe(const YAML::Node& n) {
+    if (n.IsScalar()) return "'" + n.Scalar() + "'";
+    if (n.IsSequence()) return "a list";
+    if (n.IsMap()) return "a mapping";
+    return "nothing";
+}
+
+// Walks one YAML mapping, remembering which keys were read, so unknown keys are reported.
+class MapReader {
+public:
+    MapReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
+        if (node_ && !node_.IsNull() && !node_.IsMap())
+            throw ConfigError(where("") + ": expected a mapping, got " + describe(node_));
+    }
+
+    std::string where(const std::string& key) const {
+        if (path_.empty()) return key.empty() ? "top level" : key;
+        return key.empty() ? path_ : path_ + "." + key;
+    }
+
+    YAML::Node child(const std::string& key) {
+        seen_.insert(key);
+        if (!node_ || node_.IsNull()) return YAML::Node();
+        return node_[key];
+    }
+
+    template <typename T>
+    void integer(const std::string& key, T& out, long long lo, long long hi) {
+        YAML::Node n = child(key);
+        if (!n || n.IsNull()) return;
+        long long v;
+        if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v))
+            throw ConfigError(where(key) + ": expected an integer, got " + describe(n));
+        if (v < lo || v > hi)
+            throw ConfigError(where(key) + ": " + std::to_string(v) + " is out of range [" +
+                              std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        out = static_cast<T>(v);
+    }
+
+    void boolean(const std::string& key, bool& out) {
+        YAML::Node n = child(key);
+        if (!n || n.IsNull()) return;
+        bool v;
+        if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
+            throw ConfigError(where(key) + ": expected true or false, got " + describe(n));
+        out = v;
+    }
+
+    void string(const std::string& key, std::string& out) {
+        YAML::Node n = child(key);
+        if (!n || n.IsNull()) return;
+        if (!n.IsScalar()) throw ConfigError(where(key) + ": expected a string, got " + describe(n));
+        out = n.Scalar();
+    }
+
+    void duration(const std::string& key, double& out, double lo, double hi) {
+        YAML::Node n = child(key);
+        if (!n || n.IsNull()) return;
+        if (!n.IsScalar())
+            throw ConfigError(where(key) + ": expected a duration, got " + describe(n));
+        double v;
+        try {
+            v = parse_duration(n.Scalar());
+        } catch (const ConfigError& e) {
+            throw ConfigError(where(key) + ": " + e.what());
+        }
+        if (v < lo || v > hi) {
+            std::ostringstream m;
+            m << where(key) << ": " << n.Scalar() << " is out of range [" << lo << "s, " << hi
+              << "s]";
+            throw ConfigError(m.str());
+        }
+        out = v;
+    }
+
+    std::vector<std::string> strings(const std::string& key) {
+        YAML::Node n = child(key);
+        std::vector<std::string> out;
+        if (!n || n.IsNull()) return out;
+        if (!n.IsSequence())
+            throw ConfigError(where(key) + ": expected a list of strings, got " + describe(n));
+        for (size_t i = 0; i < n.size(); ++i) {
+            if (!n[i].IsScalar())
+                throw ConfigError(where(key) + "[" + std::to_string(i) +
+                                  "]: expected a string, got " + describe(n[i]));
+            out.push_back(n[i].Scalar());
+        }
+        return out;
+    }
+
+    void finish() const {
+        if (!node_ || node_.IsNull()) return;
+        for (const auto& kv : node_) {
+            const std::string k = kv.first.Scalar();
+            if (!seen_.count(k)) throw ConfigError(where(k) + ": unknown key");
+        }
+    }
+
+private:
+    YAML::Node node_;
+    std::string path_;
+    std::set<std::string> seen_;
+};
+
+bool valid_label(const std::string& s) {
+    if (s.empty() || s.size() > 32) return false;
+    for (char ch : s)
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            return false;
+    return true;
+}
+
+Config parse(const YAML::Node& root) {
+    Config c = defaults();
+    MapReader r(root, "");
+    r.string("appliance", c.appliance);
+    r.string("log_level", c.log_level);
+    c.eal_args = r.strings("eal_args");
+    r.integer("workers", c.workers, 1, 64);
+
+    if (YAML::Node ports = r.child("ports"); ports && !ports.IsNull()) {
+        if (!ports.IsSequence())
+            throw ConfigError("ports: expected a list of {name, device}, got " + describe(ports));
+        c.ports.clear();
+        for (size_t i = 0; i < ports.size(); ++i) {
+            MapReader pr(ports[i], "ports[" + std::to_string(i) + "]");
+            PortConfig p;
+            pr.string("name", p.name);
+            pr.string("device", p.device);
+            pr.finish();
+            if (p.device.empty()) throw ConfigError(pr.where("device") + ": missing");
+            if (p.name.empty()) p.name = "port" + std::to_string(i);
+            c.ports.push_back(p);
+        }
+    }
+
+    {
+        MapReader fr(r.child("flow_table"), "flow_table");
+        fr.integer("size", c.flow_table.size, 1024, 1u << 30);
+        fr.duration("handshake_timeout", c.flow_table.handshake_timeout_s, 1, 86400);
+        fr.duration("established_timeout", c.flow_table.established_timeout_s, 1, 30 * 86400);
+        fr.duration("closing_timeout", c.flow_table.closing_timeout_s, 1, 86400);
+        fr.finish();
+    }
+    {
+        MapReader rr(r.child("rx"), "rx");
+        rr.integer("mbufs", c.rx.mbufs, 1023, 1u << 24);
+        rr.integer("burst", c.rx.burst, 1, 512);
+        rr.integer("descriptors", c.rx.descriptors, 64, 32768);
+        rr.integer("dispatch_ring", c.rx.dispatch_ring, 64, 1u << 20);
+        rr.finish();
+    }
+    {
+        MapReader mr(r.child("metrics"), "metrics");
+        mr.boolean("enabled", c.metrics.enabled);
+        mr.string("listen", c.metrics.listen);
+        mr.finish();
+    }
+    {
+        MapReader er(r.child("events"), "events");
+        er.string("path", c.events.path);
+        er.integer("max_per_second", c.events.max_per_second, 0, 10000000);
+        er.integer("burst", c.events.burst, 1, 10000000);
+        er.integer("ring_size", c.events.ring_size, 64, 1u << 20);
+        er.finish();
+    }
+    {
+        MapReader tr(r.child("thresholds"), "thresholds");
+        tr.duration("idle_threshold", c.thresholds.idle_threshold_s, 1, 86400);
+        tr.finish();
+    }
+    if (YAML::Node svc = r.child("services"); svc && !svc.IsNull()) {
+        if (!svc.IsSequence())
+            throw ConfigError("services: expected a list of {name, ports}, got " + describe(svc));
+        c.services.clear();
+        for (size_t i = 0; i < svc.size(); ++i) {
+            const std::string base = "services[" + std::to_string(i) + "]";
+            MapReader sr(svc[i], base);
+            ServiceConfig s;
+            sr.string("name", s.name);
+            YAML::Node ports = sr.child("ports");
+            sr.finish();
+            if (!ports || !ports.IsSequence() || ports.size() == 0)
+                throw ConfigError(base + ".ports: expected a non-empty list of port numbers");
+            for (size_t j = 0; j < ports.size(); ++j) {
+                long long v;
+                if (!ports[j].IsScalar() || !YAML::convert<long long>::decode(ports[j], v))
+                    throw ConfigError(base + ".ports[" + std::to_string(j) +
+                                      "]: expected an integer, got " + describe(ports[j]));
+                if (v < 1 || v > 65535)
+                    throw ConfigError(base + ".ports[" + std::to_string(j) + "]: " +
+                                      std::to_string(v) + " is out of range [1, 65535]");
+                s.ports.push_back(static_cast<uint16_t>(v));
+            }
+            c.services.push_back(s);
+        }
+    }
+    r.finish();
+    validate(c);
+    return c;
+}
+
+}  // namespace
+
+double parse_duration(const std::string& s) {
+    size_t pos = 0;
+    double v;
+    try {
+        v = std::stod(s, &pos);
+    } catch (...) {
+        throw ConfigError("expected a duration like 30s, 5m, 250ms, got '" + s + "'");
+    }
+    const std::string unit = s.substr(pos);
+    double mul;
+    if (unit.empty() || unit == "s")
+        mul = 1;
+    else if (unit == "ms")
+        mul = 1e-3;
+    else if (unit == "m")
+        mul = 60;
+    else if (unit == "h")
+        mul = 3600;
+    else
+        throw ConfigError("unknown duration unit '" + unit + "' in '" + s + "' (use ms, s, m, h)");
+    if (!std::isfinite(v)) throw ConfigError("duration '" + s + "' is not finite");
+    return v * mul;
+}
+
+Config defaults() {
+    Config c;
+    c.services = {
+        {"http", {80, 8080}}, {"https", {443, 8443}}, {"ssh", {22}},        {"smtp", {25, 587}},
+        {"imap", {143, 993}}, {"pop3", {110, 995}},   {"ftp", {21}},        {"ldap", {389, 636}},
+        {"dns", {53}},        {"mysql", {3306}},      {"postgres", {5432}}, {"redis", {6379}},
+    };
+    return c;
+}
+
+void validate(const Config& c) {
+    static const std::set<std::string> levels = {"trace", "debug", "info",    "warning",
+                                                 "warn",  "error", "critical", "off"};
+    if (!levels.count(c.log_level))
+        throw ConfigError("log_level: '" + c.log_level +
+                          "' is not one of trace, debug, info, warning, error, critical, off");
+    if (c.ports.size() > metrics::kMaxPorts)
+        throw ConfigError("ports: " + std::to_string(c.ports.size()) + " ports, at most " +
+                          std::to_string(metrics::kMaxPorts));
+    if (c.services.size() > metrics::kMaxServices)
+        throw ConfigError("services: " + std::to_string(c.services.size()) +
+                          " services, at most " + std::to_string(metrics::kMaxServices));
+    std::set<std::string> names;
+    std::set<uint16_t> ports;
+    for (size_t i = 0; i < c.services.size(); ++i) {
+        const auto& s = c.services[i];
+        const std::string base = "services[" + std::to_string(i) + "]";
+        if (!valid_label(s.name) || s.name == "other")
+            throw ConfigError(base + ".name: '" + s.name +
+                              "' must be 1-32 characters of a-z 0-9 _ - and not 'other'");
+        if (!names.insert(s.name).second)
+            throw ConfigError(base + ".name: '" + s.name + "' is listed twice");
+        for (uint16_t p : s.ports)
+            if (!ports.insert(p).second)
+                throw ConfigError(base + ".ports: port " + std::to_string(p) +
+                                  " already belongs to another service");
+    }
+    std::set<std::string> pnames;
+    for (size_t i = 0; i < c.ports.size(); ++i)
+        if (!pnames.insert(c.ports[i].name).second)
+            throw ConfigError("ports[" + std::to_string(i) + "].name: '" + c.ports[i].name +
+                              "' is listed twice");
+    const auto colon = c.metrics.listen.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == c.metrics.listen.size())
+        throw ConfigError("metrics.listen: '" + c.metrics.listen + "' is not host:port");
+    try {
+        size_t pos;
+        const long port = std::stol(c.metrics.listen.substr(colon + 1), &pos);
+        if (pos != c.metrics.listen.size() - colon - 1 || port < 0 || port > 65535) throw 1;
+    } catch (...) {
+        throw ConfigError("metrics.listen: '" + c.metrics.listen + "' has no valid port");
+    }
+    if ((c.events.ring_size & (c.events.ring_size - 1)) != 0)
+        throw ConfigError("events.ring_size: " + std::to_string(c.events.ring_size) +
+                          " is not a power of two");
+    if ((c.rx.dispatch_ring & (c.rx.dispatch_ring - 1)) != 0)
+        throw ConfigError("rx.dispatch_ring: " + std::to_string(c.rx.dispatch_ring) +
+                          " is not a power of two");
+}
+
+Config load_string(const std::string& yaml) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml);
+    } catch (const YAML::Exception& e) {
+        throw ConfigError("not valid YAML: " + std::string(e.what()));
+    }
+    return parse(root);
+}
+
+Config load_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("cannot read config file '" + path + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+        return load_string(ss.str());
+    } catch (const ConfigError& e) {
+        throw ConfigError(path + ": " + e.what());
+    }
+}
+
+}  // namespace rstmon::config

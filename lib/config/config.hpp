@@ -1,0 +1,76 @@
+// rstmon's configuration: YAML file -> validated struct. Every key has a default; unknown keys,
+// wrong types and out-of-range values are rejected with one line naming the key.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace rstmon::config {
+
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct PortConfig {
+    std::string name;    // label in metrics (rstmon_packets_total{port=...})
+    std::string device;  // DPDK device: a PCI address or a vdev string (net_pcap0,iface=eth1)
+};
+
+struct ServiceConfig {
+    std::string name;
+    std::vector<uint16_t> ports;
+};
+
+struct Config {
+    std::string appliance;  // empty = host name
+    std::string log_level = "info";
+    std::vector<std::string> eal_args;
+    std::vector<PortConfig> ports;
+    uint32_t workers = 1;
+
+    struct {
+        uint32_t size = 1u << 20;  // flows per worker
+        double handshake_timeout_s = 30;
+        double established_timeout_s = 3600;
+        double closing_timeout_s = 60;
+    } flow_table;
+
+    struct {
+        uint32_t mbufs = 16383;
+        uint16_t burst = 32;
+        uint16_t descriptors = 1024;
+        uint32_t dispatch_ring = 4096;
+    } rx;
+
+    struct {
+        bool enabled = true;
+        std::string listen = "127.0.0.1:9580";
+    } metrics;
+
+    struct {
+        std::string path;  // JSON lines; empty = no event file
+        uint32_t max_per_second = 1000;
+        uint32_t burst = 1000;
+        uint32_t ring_size = 4096;
+    } events;
+
+    struct {
+        double idle_threshold_s = 240;
+    } thresholds;
+
+    std::vector<ServiceConfig> services;
+};
+
+// The defaults, identical to config/rstmon.yaml.
+Config defaults();
+// Loads and validates a YAML file over the defaults. Throws ConfigError.
+Config load_file(const std::string& path);
+Config load_string(const std::string& yaml);
+// Checks cross-field constraints (also after command-line overrides). Throws ConfigError.
+void validate(const Config& c);
+// "30s", "5m", "1h", "250ms", or a plain number of seconds.
+double parse_duration(const std::string& s);
+
+}  // namespace rstmon::config

@@ -1,0 +1,31 @@
+#include "events/rst_event.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace rstmon::events {
+
+std::string to_json(const RstEvent& e, const std::vector<std::string>& service_names,
+                    const std::vector<std::string>& port_names) {
+    using packet::tcpflag::ack;
+    nlohmann::ordered_json j;
+    j["ts"] = static_cast<double>(e.ts_ns / 1000) / 1e6;  // seconds, microsecond resolution
+    j["src"] = packet::to_string(e.src, e.family);
+    j["sport"] = e.sport;
+    j["dst"] = packet::to_string(e.dst, e.family);
+    j["dport"] = e.dport;
+    j["cause"] = classify::name(e.cause);
+    j["stage"] = classify::name(e.stage);
+    j["sender"] = classify::name(e.sender);
+    j["validity"] = classify::name(e.validity);
+    j["service"] = e.service < service_names.size() ? service_names[e.service] : "other";
+    j["seq"] = e.seq;
+    if (e.flags & ack) j["ack"] = e.ack;
+    j["flags"] = (e.flags & ack) ? "RA" : "R";
+    j["ttl"] = e.ttl;
+    j["len"] = e.payload_len;
+    if (e.vlan) j["vlan"] = e.vlan;
+    j["port"] = e.port < port_names.size() ? port_names[e.port] : std::to_string(e.port);
+    return j.dump();
+}
+
+}  // namespace rstmon::events

@@ -1,0 +1,136 @@
+#include "flow/flow_table.hpp"
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include <stdexcept>
+
+namespace rstmon::flow {
+namespace {
+constexpr uint32_t kEvictSample = 64;  // slots looked at to find a stale victim when full
+}
+
+FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
+                     FlowTimeouts timeouts)
+    : capacity_(capacity), slots_(capacity), timeouts_(timeouts) {
+    if (capacity < 8) throw std::invalid_argument("flow table capacity must be at least 8");
+    rte_hash_parameters p{};
+    p.name = name.c_str();
+    p.entries = capacity;
+    p.key_len = sizeof(FlowKey);
+    p.hash_func = rte_hash_crc;
+    p.hash_func_init_val = 0x9e3779b9;
+    p.socket_id = socket_id;
+    // The extendable bucket table guarantees `capacity` keys fit whatever the hash collisions.
+    p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    hash_ = rte_hash_create(&p);
+    if (hash_ == nullptr)
+        throw std::runtime_error("cannot create flow table '" + name +
+                                 "': " + rte_strerror(rte_errno));
+    records_ = static_cast<FlowRecord*>(
+        rte_zmalloc_socket(name.c_str(), sizeof(FlowRecord) * slots_, 64, socket_id));
+    if (records_ == nullptr) {
+        rte_hash_free(hash_);
+        throw std::runtime_error("cannot allocate " + std::to_string(slots_) + " flow records");
+    }
+}
+
+FlowTable::~FlowTable() {
+    rte_free(records_);
+    rte_hash_free(hash_);
+}
+
+size_t FlowTable::bytes_per_flow() {
+    // Our record, the key slot in rte_hash (key + its index) and the bucket signature entry.
+    return sizeof(FlowRecord) + sizeof(FlowKey) + sizeof(void*) + 8;
+}
+
+FlowRecord* FlowTable::lookup(const FlowKey& key) {
+    const int32_t pos = rte_hash_lookup(hash_, &key);
+    if (pos < 0 || static_cast<uint32_t>(pos) >= slots_) return nullptr;
+    return &records_[pos];
+}
+
+FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) {
+    if (active_ >= capacity_) {
+        stats_.full++;
+        if (!is_syn || !evict_one(now_ns)) return nullptr;  // admit SYNs first
+    }
+    int32_t pos = rte_hash_add_key(hash_, &key);
+    if (pos < 0) {
+        stats_.full++;
+        if (!is_syn || !evict_one(now_ns)) return nullptr;
+        pos = rte_hash_add_key(hash_, &key);
+        if (pos < 0) return nullptr;
+    }
+    if (static_cast<uint32_t>(pos) >= slots_) {  // cannot happen with single-writer rte_hash
+        rte_hash_del_key(hash_, &key);
+        return nullptr;
+    }
+    FlowRecord& r = records_[pos];
+    r = FlowRecord{};
+    r.first_ns = r.last_ns = now_ns;
+    r.in_use = 1;
+    active_++;
+    stats_.created++;
+    return &r;
+}
+
+void FlowTable::erase_at(uint32_t pos) {
+    void* key = nullptr;
+    if (rte_hash_get_key_with_position(hash_, static_cast<int32_t>(pos), &key) == 0)
+        rte_hash_del_key(hash_, key);
+    records_[pos].in_use = 0;
+    active_--;
+}
+
+void FlowTable::remove(const FlowKey& key) {
+    const int32_t pos = rte_hash_del_key(hash_, &key);
+    if (pos >= 0 && static_cast<uint32_t>(pos) < slots_ && records_[pos].in_use) {
+        records_[pos].in_use = 0;
+        active_--;
+    }
+}
+
+bool FlowTable::expired(const FlowRecord& r, uint64_t now_ns) const {
+    const tcp::Connection& c = r.conn;
+    uint64_t timeout = timeouts_.established_ns;
+    if (c.any_fin() || c.dir[0].rst || c.dir[1].rst)
+        timeout = timeouts_.closing_ns;
+    else if (!c.established && c.origin == tcp::Origin::handshake)
+        timeout = timeouts_.handshake_ns;
+    return now_ns > r.last_ns && now_ns - r.last_ns > timeout;
+}
+
+void FlowTable::sweep(uint64_t now_ns, uint32_t budget) {
+    for (uint32_t i = 0; i < budget && active_ > 0; ++i) {
+        const uint32_t pos = cursor_;
+        cursor_ = cursor_ + 1 == slots_ ? 0 : cursor_ + 1;
+        if (records_[pos].in_use && expired(records_[pos], now_ns)) {
+            erase_at(pos);
+            stats_.expired++;
+        }
+    }
+}
+
+bool FlowTable::evict_one(uint64_t now_ns) {
+    uint32_t victim = UINT32_MAX;
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t i = 0; i < kEvictSample; ++i) {
+        const uint32_t pos = cursor_;
+        cursor_ = cursor_ + 1 == slots_ ? 0 : cursor_ + 1;
+        if (records_[pos].in_use && records_[pos].last_ns < oldest) {
+            oldest = records_[pos].last_ns;
+            victim = pos;
+        }
+    }
+    if (victim == UINT32_MAX) return false;
+    (void)now_ns;
+    erase_at(victim);
+    stats_.evicted++;
+    return true;
+}
+
+}  // namespace rstmon::flow

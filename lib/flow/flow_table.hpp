@@ -1,0 +1,70 @@
+// Per-worker flow table on DPDK's rte_hash. Sized at start-up, allocated from hugepages when the
+// EAL has them, never grown. One table per worker lcore: single writer, no locks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "flow/flow_key.hpp"
+#include "tcp/connection.hpp"
+
+struct rte_hash;
+
+namespace rstmon::flow {
+
+struct FlowRecord {
+    uint64_t first_ns = 0;  // time of the first packet
+    uint64_t last_ns = 0;   // time of the last packet
+    tcp::Connection conn;
+    uint8_t in_use = 0;
+};
+static_assert(sizeof(FlowRecord) <= 128, "hot per-flow record must stay within two cache lines");
+
+struct FlowTimeouts {
+    uint64_t handshake_ns = 30ull * 1000000000ull;     // until the handshake completes
+    uint64_t established_ns = 3600ull * 1000000000ull;  // idle established flow
+    uint64_t closing_ns = 60ull * 1000000000ull;       // after FIN or RST
+};
+
+struct FlowTableStats {
+    uint64_t created = 0, expired = 0, evicted = 0, full = 0;
+};
+
+class FlowTable {
+public:
+    // `name` must be unique in the process (rte_hash names are global). Throws on failure.
+    FlowTable(const std::string& name, uint32_t capacity, int socket_id, FlowTimeouts timeouts);
+    ~FlowTable();
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
+
+    FlowRecord* lookup(const FlowKey& key);
+    // Inserts a new flow at `now`. When the table is full, a SYN evicts the stalest of a sample of
+    // flows; any other packet is refused (nullptr) so live flows keep being tracked.
+    FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
+    void remove(const FlowKey& key);
+
+    // Expires up to `budget` slots from the sweep cursor: incremental, no per-packet timer work.
+    void sweep(uint64_t now_ns, uint32_t budget);
+
+    uint32_t capacity() const { return capacity_; }
+    uint32_t active() const { return active_; }
+    const FlowTableStats& stats() const { return stats_; }
+    static size_t bytes_per_flow();
+
+private:
+    bool expired(const FlowRecord& r, uint64_t now_ns) const;
+    bool evict_one(uint64_t now_ns);
+    void erase_at(uint32_t pos);
+
+    rte_hash* hash_ = nullptr;
+    FlowRecord* records_ = nullptr;
+    uint32_t capacity_ = 0;
+    uint32_t slots_ = 0;  // positions rte_hash may hand out
+    uint32_t active_ = 0;
+    uint32_t cursor_ = 0;
+    FlowTimeouts timeouts_;
+    FlowTableStats stats_;
+};
+
+}  // namespace rstmon::flow

@@ -1,0 +1,66 @@
+// Prometheus exposition: a prometheus-cpp Collectable that sums every worker's LcoreStats at scrape
+// time. No prometheus-cpp object is touched on the data path.
+#pragma once
+
+#include <prometheus/collectable.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metrics/lcore_stats.hpp"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace rstmon::metrics {
+
+struct ExporterInfo {
+    std::string appliance;                 // label on every series
+    std::vector<std::string> port_names;   // by port index
+    std::vector<std::string> service_names;  // index 0 = "other"
+    std::string version;
+    std::string dpdk_version;
+};
+
+// Totals over all workers, used by the offline report as well as the exporter.
+struct Totals {
+    uint64_t rst[classify::kCauseCount][classify::kStageCount][classify::kSenderCount][kServiceSlots]{};
+    uint64_t rst_validity[classify::kCauseCount][classify::kValidityCount]{};
+    uint64_t port_packets[kMaxPorts]{}, port_bytes[kMaxPorts]{};
+    uint64_t malformed[packet::kMalformedCount]{}, ignored[packet::kIgnoredCount]{};
+    uint64_t sliced = 0, tcp_packets = 0, rst_packets = 0;
+    uint64_t flows_created = 0, flows_active = 0, flows_expired = 0, flows_evicted = 0;
+    uint64_t flow_table_full = 0, untracked_packets = 0, events_dropped = 0;
+
+    uint64_t packets() const;
+    uint64_t rst_by_cause(size_t cause) const;
+    uint64_t rst_by_stage(size_t stage) const;
+};
+Totals sum(const std::vector<const LcoreStats*>& stats);
+
+class StatsCollectable : public prometheus::Collectable {
+public:
+    StatsCollectable(ExporterInfo info, std::vector<const LcoreStats*> stats);
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+private:
+    ExporterInfo info_;
+    std::vector<const LcoreStats*> stats_;
+};
+
+// The HTTP endpoint (prometheus-cpp's civetweb threads, never a worker lcore).
+class MetricsServer {
+public:
+    // `listen` is "host:port"; port 0 picks a free one. Throws on bind failure.
+    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> c);
+    ~MetricsServer();
+    int port() const;
+
+private:
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::shared_ptr<prometheus::Collectable> collectable_;
+};
+
+}  // namespace rstmon::metrics

@@ -1,0 +1,61 @@
+// Per-worker plain counters. Each worker is the only writer of its LcoreStats; the exporter reads
+// them at scrape time. Writes are relaxed atomic stores of (own value + n) and reads relaxed atomic
+// loads: no read-modify-write instruction, no lock, no cache line shared between writers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "classify/taxonomy.hpp"
+#include "packet/packet.hpp"
+
+namespace rstmon::metrics {
+
+inline constexpr size_t kMaxServices = 32;           // configured services (+ "other" at index 0)
+inline constexpr size_t kServiceSlots = kMaxServices + 1;
+inline constexpr size_t kMaxPorts = 16;
+
+struct Counter {
+    uint64_t v = 0;
+    void add(uint64_t n) { __atomic_store_n(&v, __atomic_load_n(&v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED); }
+    void inc() { add(1); }
+    void set(uint64_t n) { __atomic_store_n(&v, n, __ATOMIC_RELAXED); }
+    uint64_t load() const { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+};
+
+#define RSTMON_OUTCOMES(X)                                           \
+    X(fin, "closed with FIN")                                        \
+    X(rst, "ended by an RST")                                        \
+    X(handshake_timeout, "SYN never answered, flow expired")         \
+    X(idle_expired, "expired from the table without FIN or RST")
+
+enum class Outcome : uint8_t {
+#define X(name, help) name,
+    RSTMON_OUTCOMES(X)
+#undef X
+        count_
+};
+inline constexpr size_t kOutcomeCount = static_cast<size_t>(Outcome::count_);
+
+struct alignas(64) LcoreStats {
+    Counter rst[classify::kCauseCount][classify::kStageCount][classify::kSenderCount][kServiceSlots];
+    Counter rst_validity[classify::kCauseCount][classify::kValidityCount];
+    Counter port_packets[kMaxPorts];
+    Counter port_bytes[kMaxPorts];
+    Counter malformed[packet::kMalformedCount];
+    Counter ignored[packet::kIgnoredCount];
+    Counter sliced;             // frames shorter than their IP length, tracked with the IP length
+    Counter tcp_packets;
+    Counter rst_packets;
+    Counter flows_created;
+    Counter flows_active;       // gauge, set by the worker
+    Counter flows_expired;
+    Counter flows_evicted;
+    Counter flow_table_full;
+    Counter untracked_packets;  // TCP packets that found no flow and could not create one
+    Counter events_dropped;     // RST events lost to a full ring or the rate limit
+    Counter busy_cycles;        // cycles spent on non-empty bursts
+    Counter poll_cycles;        // cycles spent polling in all
+};
+
+}  // namespace rstmon::metrics
