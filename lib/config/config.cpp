@@ -161,7 +161,6 @@ Config parse(const YAML::Node& root) {
         rr.integer("mbufs", c.rx.mbufs, 1023, 1u << 24);
         rr.integer("burst", c.rx.burst, 1, 512);
         rr.integer("descriptors", c.rx.descriptors, 64, 32768);
-        rr.integer("dispatch_ring", c.rx.dispatch_ring, 64, 1u << 20);
         rr.finish();
     }
     {
@@ -294,9 +293,6 @@ void validate(const Config& c) {
     }
     if ((c.events.ring_size & (c.events.ring_size - 1)) != 0)
         throw ConfigError("events.ring_size: " + std::to_string(c.events.ring_size) +
-                          " is not a power of two");
-    if ((c.rx.dispatch_ring & (c.rx.dispatch_ring - 1)) != 0)
-        throw ConfigError("rx.dispatch_ring: " + std::to_string(c.rx.dispatch_ring) +
                           " is not a power of two");
 }
 

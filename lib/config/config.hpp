@@ -41,7 +41,6 @@ struct Config {
         uint32_t mbufs = 16383;
         uint16_t burst = 32;
         uint16_t descriptors = 1024;
-        uint32_t dispatch_ring = 4096;
     } rx;
 
     struct {

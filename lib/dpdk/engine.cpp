@@ -69,6 +69,9 @@ struct Engine::WorkerCtx {
 static int worker_main(void* arg);
 
 Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), ports_(cfg.ports) {
+    // DPDK object names are global to the process: make ours unique per engine.
+    static std::atomic<unsigned> instances{0};
+    const std::string tag = std::to_string(instances.fetch_add(1));
     if (ports_.empty()) throw std::runtime_error("no ports configured");
     if (rte_lcore_count() < cfg.workers + 1)
         throw std::runtime_error("need " + std::to_string(cfg.workers) +
@@ -76,7 +79,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), ports_(cfg.ports) {
                                  std::to_string(rte_lcore_count()) + " (EAL option -l)");
 
     const unsigned socket = rte_socket_id();
-    pool_ = rte_pktmbuf_pool_create("rstmon_rx", cfg.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+    pool_ = rte_pktmbuf_pool_create(("rstmon_rx" + tag).c_str(), cfg.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                     static_cast<int>(socket));
     if (pool_ == nullptr) throw dpdk_error("cannot create the mbuf pool", rte_errno);
 
@@ -152,7 +155,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), ports_(cfg.ports) {
             ctx->capture_time |= ports_[pi].want_timestamps;
         }
         const int sock = static_cast<int>(rte_lcore_to_socket_id(lcore));
-        ctx->table = std::make_unique<flow::FlowTable>("rstmon_flows_" + std::to_string(w),
+        ctx->table = std::make_unique<flow::FlowTable>("rstmon_flows" + tag + "_" + std::to_string(w),
                                                        cfg.flow_table_size, sock, cfg.timeouts);
         ctx->stats = std::make_unique<metrics::LcoreStats>();
         pipeline::WorkerConfig wc = cfg.worker;
@@ -161,7 +164,7 @@ Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), ports_(cfg.ports) {
             wc.link[pi] = ports_[pi].link;
         wc.events = nullptr;
         if (cfg.events) {
-            const std::string rn = "rstmon_events_" + std::to_string(w);
+            const std::string rn = "rstmon_ev" + tag + "_" + std::to_string(w);
             rte_ring* r = rte_ring_create_elem(rn.c_str(), sizeof(events::RstEvent),
                                                cfg.events_ring_size, sock,
                                                RING_F_SP_ENQ | RING_F_SC_DEQ);
