@@ -12,6 +12,7 @@
 #include <rte_ring_elem.h>
 #include <rte_version.h>
 
+#include <array>
 #include <chrono>
 #include <stdexcept>
 
@@ -64,6 +65,7 @@ struct Engine::WorkerCtx {
     std::unique_ptr<pipeline::Worker> worker;
     std::atomic<bool> done{false};
     bool capture_time = false;  // timestamps come from the capture (offline): no wall-clock expiry
+    std::vector<std::array<uint8_t, kScratch>> scratch = std::vector<std::array<uint8_t, kScratch>>(512);
 };
 
 static int worker_main(void* arg);
@@ -248,7 +250,9 @@ static int worker_main(void* arg) {
 
     rte_mbuf* mbufs[512];
     pipeline::Frame frames[512];
-    static thread_local uint8_t scratch[512][kScratch];
+    // Header copies of multi-segment frames. Per worker on the heap: thread_local storage this
+    // large would inflate every thread's static TLS (civetweb's 100 KiB stacks then fail).
+    auto& scratch = ctx->scratch;
 
     const uint64_t hz = rte_get_tsc_hz();
     const uint64_t tsc0 = rte_rdtsc();
@@ -277,7 +281,7 @@ static int worker_main(void* arg) {
                     f.len = m->data_len;
                 } else {
                     const uint32_t want = m->pkt_len < kScratch ? m->pkt_len : kScratch;
-                    f.data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, want, scratch[i]));
+                    f.data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, want, scratch[i].data()));
                     f.len = f.data ? want : 0;
                 }
                 if (ts_dynflag && (m->ol_flags & ts_dynflag))

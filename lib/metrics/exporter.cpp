@@ -1,6 +1,11 @@
 #include "metrics/exporter.hpp"
 
+#include <CivetServer.h>
 #include <prometheus/exposer.h>
+
+#include <cstdio>
+#include <cstring>
+#include <type_traits>
 #include <prometheus/metric_family.h>
 
 namespace rstmon::metrics {
@@ -34,6 +39,13 @@ uint64_t Totals::rst_by_stage(size_t s) const {
 
 Totals sum(const std::vector<const LcoreStats*>& stats) {
     Totals t;
+    sum_into(stats, t);
+    return t;
+}
+
+void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
+    static_assert(std::is_trivially_copyable_v<Totals>);
+    std::memset(&t, 0, sizeof t);  // no 100 KiB temporary on a small stack
     for (const LcoreStats* l : stats) {
         for (size_t c = 0; c < kCauseCount; ++c) {
             for (size_t s = 0; s < kStageCount; ++s)
@@ -60,7 +72,6 @@ Totals sum(const std::vector<const LcoreStats*>& stats) {
         t.untracked_packets += l->untracked_packets.load();
         t.events_dropped += l->events_dropped.load();
     }
-    return t;
 }
 
 StatsCollectable::StatsCollectable(ExporterInfo info, std::vector<const LcoreStats*> stats)
@@ -96,7 +107,9 @@ struct FamilyBuilder {
 }  // namespace
 
 std::vector<MetricFamily> StatsCollectable::Collect() const {
-    const Totals t = sum(stats_);
+    const auto totals = std::make_unique<Totals>();
+    sum_into(stats_, *totals);
+    const Totals& t = *totals;
     const std::string& app = info_.appliance;
     std::vector<MetricFamily> out;
 
@@ -197,7 +210,12 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
 
 MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> c)
     : collectable_(std::move(c)) {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2);
+    static CivetCallbacks callbacks{};
+    callbacks.log_message = [](const mg_connection*, const char* msg) {
+        std::fprintf(stderr, "civetweb: %s\n", msg);
+        return 1;
+    };
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2, &callbacks);
     exposer_->RegisterCollectable(collectable_);
 }
 

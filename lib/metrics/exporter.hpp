@@ -38,6 +38,8 @@ struct Totals {
     uint64_t rst_by_cause(size_t cause) const;
     uint64_t rst_by_stage(size_t stage) const;
 };
+// Totals is about 100 KiB: keep it off small thread stacks (civetweb's are 100 KiB).
+void sum_into(const std::vector<const LcoreStats*>& stats, Totals& out);
 Totals sum(const std::vector<const LcoreStats*>& stats);
 
 class StatsCollectable : public prometheus::Collectable {
