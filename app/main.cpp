@@ -46,6 +46,7 @@ struct Options {
     double duration = 0;
     bool serve = false;
     bool version = false;
+    bool list_causes = false;
     uint32_t workers = 0;
     std::vector<std::string> eal;
 };
@@ -360,6 +361,8 @@ int main(int argc, char** argv) {
     app.add_option("-l,--log-level", opt.log_level,
                    "trace, debug, info, warning, error, critical, off");
     app.add_flag("-V,--version", opt.version, "print version, DPDK version and flow record size");
+    app.add_flag("--list-causes", opt.list_causes,
+                 "print the RST causes and stages rstmon reports, as a Markdown table");
     app.add_option("eal", opt.eal, "EAL arguments after '--' (default: chosen by rstmon)");
     try {
         app.parse(argc, argv);
@@ -370,6 +373,15 @@ int main(int argc, char** argv) {
         std::cout << "rstmon " << RSTMON_VERSION << " (" << dpdk::dpdk_version() << ")\n"
                   << "flow record " << sizeof(flow::FlowRecord) << " bytes, "
                   << flow::FlowTable::bytes_per_flow() << " bytes per flow with the hash\n";
+        return 0;
+    }
+    if (opt.list_causes) {
+        std::cout << "| cause | what it means |\n|---|---|\n";
+        for (const auto& c : classify::kCauses)
+            std::cout << "| `" << c.name << "` | " << c.help << " |\n";
+        std::cout << "\n| stage | when |\n|---|---|\n";
+        for (const auto& s : classify::kStages)
+            std::cout << "| `" << s.name << "` | " << s.help << " |\n";
         return 0;
     }
     auto log = spdlog::stderr_color_mt("rstmon");

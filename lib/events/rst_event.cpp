@@ -4,6 +4,17 @@
 
 namespace rstmon::events {
 
+namespace {
+// TCP flags as letters, in header bit order: F S R P A U E C.
+std::string flags_string(uint8_t f) {
+    static constexpr char letters[] = "FSRPAUEC";
+    std::string s;
+    for (int i = 0; i < 8; ++i)
+        if (f & (1u << i)) s += letters[i];
+    return s;
+}
+}  // namespace
+
 std::string to_json(const RstEvent& e, const std::vector<std::string>& service_names,
                     const std::vector<std::string>& port_names) {
     using packet::tcpflag::ack;
@@ -20,7 +31,7 @@ std::string to_json(const RstEvent& e, const std::vector<std::string>& service_n
     j["service"] = e.service < service_names.size() ? service_names[e.service] : "other";
     j["seq"] = e.seq;
     if (e.flags & ack) j["ack"] = e.ack;
-    j["flags"] = (e.flags & ack) ? "RA" : "R";
+    j["flags"] = flags_string(e.flags);
     j["ttl"] = e.ttl;
     j["len"] = e.payload_len;
     if (e.vlan) j["vlan"] = e.vlan;

@@ -83,7 +83,10 @@ ParseResult parse_ipv4(const uint8_t* p, size_t len, TcpSegment& s) {
     if ((p[0] >> 4) != 4) return malformed(Malformed::bad_ip_version);
     const size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
     if (ihl < 20 || ihl > len) return malformed(Malformed::bad_ipv4_ihl);
-    const size_t total = rd16(p + 2);
+    size_t total = rd16(p + 2);
+    // A zero total length is what a capture on the sending host shows for TSO super-frames
+    // (the NIC fills it in later): the frame itself is the datagram.
+    if (total == 0) total = len;
     if (total < ihl) return malformed(Malformed::bad_ip_length);
     const uint16_t frag = rd16(p + 6);
     if ((frag & 0x3fff) != 0) return ignored(Ignored::ip_fragment);  // MF set or offset != 0

@@ -185,6 +185,17 @@ TEST(Parser, EthernetPaddingIsNotPayload) {
     EXPECT_EQ(parse_ok(f).payload_len, 0u);
 }
 
+TEST(Parser, ZeroIpv4LengthFromTsoCaptureUsesTheFrame) {
+    SegSpec s;
+    s.payload.assign(3000, 'x');  // larger than any MTU: a host-side TSO capture
+    auto f = frame(s);
+    f[kEth + 2] = 0;
+    f[kEth + 3] = 0;
+    const auto seg = parse_ok(f);
+    EXPECT_EQ(seg.payload_len, 3000u);
+    EXPECT_FALSE(seg.sliced);
+}
+
 TEST(Parser, SlicedFrameKeepsIpLength) {
     SegSpec s;
     s.payload.assign(1000, 'x');
