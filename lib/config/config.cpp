@@ -1,6 +1,10 @@
 #include "config/config.hpp"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <fstream>
@@ -307,6 +311,10 @@ Config load_string(const std::string& yaml) {
 }
 
 Config load_file(const std::string& path) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0)
+        throw ConfigError("cannot read config file '" + path + "': " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw ConfigError("config file '" + path + "' is not a regular file");
     std::ifstream in(path);
     if (!in) throw ConfigError("cannot read config file '" + path + "'");
     std::stringstream ss;

@@ -61,6 +61,7 @@ bool parse_tcp_options(const uint8_t* p, size_t n, TcpSegment& s) {
 
 // `l4len` is the IP payload length the sender claims; `avail` how much of it was captured.
 ParseResult parse_tcp(const uint8_t* p, size_t avail, size_t l4len, TcpSegment& s) {
+    if (l4len < 20) return malformed(Malformed::bad_ip_length);  // IP length leaves no TCP header
     if (avail < 20) return malformed(Malformed::truncated_tcp);
     const size_t doff = static_cast<size_t>(p[12] >> 4) * 4;
     if (doff < 20 || doff > l4len) return malformed(Malformed::bad_tcp_offset);
