@@ -233,8 +233,13 @@ int run(const Options& opt) {
     ec.timeouts.established_ns = static_cast<uint64_t>(cfg.flow_table.established_timeout_s * 1e9);
     ec.timeouts.closing_ns = static_cast<uint64_t>(cfg.flow_table.closing_timeout_s * 1e9);
     ec.worker.services = services.get();
-    ec.worker.thresholds.idle_threshold_ns =
-        static_cast<uint64_t>(cfg.thresholds.idle_threshold_s * 1e9);
+    classify::Thresholds& th = ec.worker.thresholds;
+    th.idle_threshold_ns = static_cast<uint64_t>(cfg.thresholds.idle_threshold_s * 1e9);
+    th.linger_ns = static_cast<uint64_t>(cfg.thresholds.linger_s * 1e9);
+    th.connect_late_ns = static_cast<uint64_t>(cfg.thresholds.connect_late_s * 1e9);
+    th.ttl_tolerance = static_cast<uint8_t>(cfg.thresholds.ttl_tolerance);
+    th.retransmission_run = static_cast<uint8_t>(cfg.thresholds.retransmission_run);
+    th.keepalive_probes = static_cast<uint8_t>(cfg.thresholds.keepalive_probes);
     ec.events = !cfg.events.path.empty();
     ec.events_ring_size = cfg.events.ring_size;
     ec.worker.events_lossless = offline;  // a file replay loses nothing

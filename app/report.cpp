@@ -113,6 +113,10 @@ std::string json_report(const metrics::Totals& t, const ReportContext& ctx) {
     j["validity"] = validity;
     j["malformed"] = malformed;
     j["ignored"] = ignored;
+    nlohmann::ordered_json conns;
+    for (size_t o = 0; o < metrics::kOutcomeCount; ++o)
+        conns[std::string(metrics::kOutcomeNames[o])] = t.connections[o];
+    j["connections"] = conns;
     j["flows_created"] = t.flows_created;
     j["untracked_packets"] = t.untracked_packets;
     j["events_dropped"] = t.events_dropped;

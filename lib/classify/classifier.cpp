@@ -3,6 +3,7 @@
 namespace rstmon::classify {
 
 using packet::tcpflag::ack;
+using packet::tcpflag::syn;
 using tcp::Connection;
 using tcp::Side;
 
@@ -46,6 +47,17 @@ Validity validity_of(const Connection& c, Side x, const packet::TcpSegment& rst)
     return Validity::out_of_window;
 }
 
+// The RST's TTL against what the purported sender used before: in this flow, else in other flows
+// of the same host. A middlebox or injector answering on the endpoint's behalf sits at another
+// hop distance, so its TTL differs.
+bool ttl_mismatch(const Connection& c, Side x, const packet::TcpSegment& rst,
+                  const Thresholds& th, uint8_t host_ttl) {
+    const uint8_t base = c.dir[x].ttl_base ? c.dir[x].ttl_base : host_ttl;
+    if (base == 0) return false;
+    const int diff = static_cast<int>(rst.ttl) - static_cast<int>(base);
+    return diff > th.ttl_tolerance || -diff > th.ttl_tolerance;
+}
+
 namespace {
 
 Sender sender_of(const Connection& c, Side x) {
@@ -53,25 +65,80 @@ Sender sender_of(const Connection& c, Side x) {
     return x == c.client ? Sender::client : Sender::server;
 }
 
-// port_closed: the server's kernel answered the client's SYN with RST+ACK, ack = ISN + 1, and no
-// SYN-ACK was ever seen.
-bool is_port_closed(const Connection& c, Side x, const packet::TcpSegment& rst, Stage stage) {
-    if (stage != Stage::post_syn || x == c.client) return false;
-    const tcp::Direction& client = c.dir[c.client];
-    return client.syn && rst.has(ack) && rst.ack == client.isn + 1 && !c.dir[x].syn;
+uint64_t ms_to_ns(tcp::Ms ms) { return static_cast<uint64_t>(ms) * 1000000ull; }
+
+// Before the handshake completes. Returns unclassified when no handshake rule applies.
+Cause handshake_cause(const Connection& c, Side x, const packet::TcpSegment& rst,
+                      const Thresholds& th, bool ttl_bad) {
+    const Side client = c.client;
+    const tcp::Direction& cl = c.dir[client];
+    if (x != client && !c.dir[x].syn && !c.syn_answered_by_ack) {
+        // The server side answers the client's SYN with RST+ACK, ack = ISN + 1: refused. From
+        // another hop distance than the server's own packets: a firewall refused for it.
+        if (cl.syn && rst.has(ack) && rst.ack == cl.isn + 1)
+            return ttl_bad ? Cause::middlebox_reject : Cause::port_closed;
+        return Cause::unclassified;
+    }
+    if (x == client && !c.established) {
+        if (c.syn_answered_by_ack) {
+            // SYN -> bare ACK with ack != ISN + 1 -> RST from the client. On a 4-tuple that had
+            // just closed, that ACK came from a TIME_WAIT socket; otherwise it was invalid.
+            return c.reused ? Cause::time_wait_reuse : Cause::invalid_segment;
+        }
+        if (c.synack && !rst.has(ack) && rst.seq == c.dir[c.server()].last_ack) {
+            // The client has no socket for the SYN-ACK (NO_SOCKET reset, seq = its ack). Late or
+            // after retransmitted SYNs: the application gave up connecting; prompt answer to a
+            // single SYN: a half-open scan.
+            const bool late = cl.syn_count > 1 || c.dir[c.server()].syn_count > 1 ||
+                              ms_to_ns(c.synack_ms) >= th.connect_late_ns;
+            return late ? Cause::connect_timeout : Cause::scan_probe;
+        }
+        return Cause::unclassified;
+    }
+    return Cause::unclassified;
 }
 
-// An endpoint that never sent FIN aborts an established connection at its own snd_nxt (RST+ACK,
-// exact): the application closed abortively. If the peer's payload came after the sender's last
-// payload, that data was never answered: a close with unread data (Linux TCP_ABORT_ON_CLOSE);
-// otherwise SO_LINGER {1,0}.
-bool is_abort_close(const Connection& c, Side x, const packet::TcpSegment& rst, Validity v) {
-    return c.established && !c.dir[x].fin && rst.has(ack) && v == Validity::exact;
+Cause established_cause(const Connection& c, Side x, const packet::TcpSegment& rst,
+                        const Thresholds& th, Validity v, bool ttl_bad) {
+    const Side y = tcp::other(x);
+    const tcp::Direction& sx = c.dir[x];
+    const tcp::Direction& sy = c.dir[y];
+    const bool after_idle =
+        c.last_side == y && ms_to_ns(c.last_gap_ms) >= th.idle_threshold_ns;
+    // A bare RST whose seq is the ack of the peer's last segment: how a kernel answers a segment
+    // for which it has no socket (NO_SOCKET).
+    const bool answers_peer = !rst.has(ack) && c.last_side == y && sy.ack_known &&
+                              rst.seq == sy.last_ack;
+
+    if (x == c.server() && c.established && !sx.payload && !sx.fin && answers_peer &&
+        sy.last_ack == sx.isn + 1 && !ttl_bad)
+        return Cause::listen_overflow;  // the handshake's ACK found a full accept queue
+
+    if (ttl_bad) return after_idle ? Cause::idle_timeout : Cause::middlebox_reject;
+
+    if (sx.fin) return sy.data_after_peer_fin ? Cause::data_after_close : Cause::orphan_abort;
+
+    if (rst.has(ack) && sx.ka_probes >= th.keepalive_probes && th.keepalive_probes > 0)
+        return Cause::keepalive_timeout;
+
+    if (answers_peer) {
+        if (sx.rexmit_run >= th.retransmission_run) return Cause::retransmission_timeout;
+        if (sx.seq_known && (tcp::seq_gt(sy.last_ack, sx.snd_nxt) ||
+                             (sx.syn && tcp::seq_lt(sy.last_ack, sx.isn + 1))))
+            return Cause::invalid_segment;  // it acknowledged data never sent
+        if (after_idle && sx.ttl_base == 0) return Cause::idle_timeout;
+        return Cause::stale_connection;
+    }
+
+    if (c.established && rst.has(ack) && v == Validity::exact)
+        return c.last_payload_side == y ? Cause::unread_data_close : Cause::linger_abort;
+    return Cause::unclassified;
 }
 
 }  // namespace
 
-Verdict classify(const Connection* c, Side x, const packet::TcpSegment& rst, const Thresholds&) {
+Verdict classify(const Connection* c, Side x, const packet::TcpSegment& rst, const Thresholds& th,
+                 uint8_t host_ttl) {
     Verdict v;
     if (c == nullptr) {
         v.cause = Cause::no_state;
@@ -84,15 +151,30 @@ Verdict classify(const Connection* c, Side x, const packet::TcpSegment& rst, con
         v.cause = Cause::no_state;
         return v;
     }
-    if (is_port_closed(*c, x, rst, v.stage)) {
-        v.cause = Cause::port_closed;
-    } else if (is_abort_close(*c, x, rst, v.validity)) {
-        v.cause = c->last_payload_side == tcp::other(x) ? Cause::unread_data_close
-                                                         : Cause::linger_abort;
-    } else {
-        v.cause = Cause::unclassified;
+    const bool ttl_bad = ttl_mismatch(*c, x, rst, th, host_ttl);
+    if (!c->established) {
+        v.cause = handshake_cause(*c, x, rst, th, ttl_bad);
+        if (v.cause != Cause::unclassified) return v;
+        if (!c->synack) {
+            if (ttl_bad) v.cause = Cause::middlebox_reject;
+            return v;
+        }
     }
+    v.cause = established_cause(*c, x, rst, th, v.validity, ttl_bad);
     return v;
+}
+
+Cause on_episode_segment(const Connection& c, Side side, const packet::TcpSegment& seg,
+                         Cause current) {
+    const tcp::Episode& e = c.episode;
+    if (!e.active || side != e.side) return current;  // the peer's answers are aftermath
+    if (seg.has(packet::tcpflag::rst)) {
+        // A burst of RSTs from one "sender" with jumping sequence numbers: forged.
+        return seg.seq != e.seq ? Cause::injected : current;
+    }
+    if (seg.has(syn) && !seg.has(ack)) return current;  // a new connection attempt
+    // The purported sender keeps talking after its own RST: someone else sent that RST.
+    return Cause::injected;
 }
 
 }  // namespace rstmon::classify

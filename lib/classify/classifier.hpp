@@ -1,5 +1,6 @@
 // The RST classifier: a pure function of (connection state before the RST, the RST, thresholds)
-// to (cause, stage, sender, validity). One place per cause; no DPDK, no I/O.
+// to (cause, stage, sender, validity), plus the race rule that can re-label an open episode.
+// One place per cause; no DPDK, no I/O. See ../shared/design/CAUSES.md.
 #pragma once
 
 #include "classify/taxonomy.hpp"
@@ -8,9 +9,14 @@
 
 namespace rstmon::classify {
 
-// Thresholds from the config (`thresholds:`). Causes added later read their values from here.
+// Thresholds from the config (`thresholds:`), all documented in config/rstmon.yaml.
 struct Thresholds {
-    uint64_t idle_threshold_ns = 240ull * 1000000000ull;
+    uint64_t idle_threshold_ns = 240ull * 1000000000ull;  // silence that middlebox state outlives
+    uint64_t linger_ns = 2ull * 1000000000ull;            // RST episode length (race evidence)
+    uint64_t connect_late_ns = 1ull * 1000000000ull;      // SYN-ACK this late: connect timeout
+    uint8_t ttl_tolerance = 0;                            // |TTL - baseline| allowed
+    uint8_t retransmission_run = 3;                       // re-sends without ACK progress
+    uint8_t keepalive_probes = 1;                         // unanswered probes before the RST
 };
 
 struct Verdict {
@@ -21,12 +27,19 @@ struct Verdict {
 };
 
 // `conn` is null when the flow is not tracked (table full, lone RST). `side` is the RST sender's
-// side in the flow key.
+// side in the flow key. `host_ttl` is the sender address's TTL seen in other flows (0 = unknown).
 Verdict classify(const tcp::Connection* conn, tcp::Side side, const packet::TcpSegment& rst,
-                 const Thresholds& th);
+                 const Thresholds& th, uint8_t host_ttl = 0);
+
+// Race evidence inside an open episode: given the episode's current cause and a segment from
+// `side` that arrived after the first RST, the cause it turns into (or the same one).
+Cause on_episode_segment(const tcp::Connection& c, tcp::Side side, const packet::TcpSegment& seg,
+                         Cause current);
 
 // The pieces, exposed for tests.
 Stage stage_of(const tcp::Connection& c);
 Validity validity_of(const tcp::Connection& c, tcp::Side side, const packet::TcpSegment& rst);
+bool ttl_mismatch(const tcp::Connection& c, tcp::Side side, const packet::TcpSegment& rst,
+                  const Thresholds& th, uint8_t host_ttl);
 
 }  // namespace rstmon::classify

@@ -183,7 +183,12 @@ Config parse(const YAML::Node& root) {
     }
     {
         MapReader tr(r.child("thresholds"), "thresholds");
-        tr.duration("idle_threshold", c.thresholds.idle_threshold_s, 1, 86400);
+        tr.duration("idle_threshold", c.thresholds.idle_threshold_s, 0.1, 86400);
+        tr.duration("linger", c.thresholds.linger_s, 0, 60);
+        tr.duration("connect_late", c.thresholds.connect_late_s, 0.01, 600);
+        tr.integer("ttl_tolerance", c.thresholds.ttl_tolerance, 0, 255);
+        tr.integer("retransmission_run", c.thresholds.retransmission_run, 1, 255);
+        tr.integer("keepalive_probes", c.thresholds.keepalive_probes, 0, 255);
         tr.finish();
     }
     if (YAML::Node svc = r.child("services"); svc && !svc.IsNull()) {
@@ -295,6 +300,8 @@ void validate(const Config& c) {
     } catch (...) {
         throw ConfigError("metrics.listen: '" + c.metrics.listen + "' has no valid port");
     }
+    if (c.thresholds.linger_s >= c.flow_table.closing_timeout_s)
+        throw ConfigError("thresholds.linger: must be shorter than flow_table.closing_timeout");
     if ((c.events.ring_size & (c.events.ring_size - 1)) != 0)
         throw ConfigError("events.ring_size: " + std::to_string(c.events.ring_size) +
                           " is not a power of two");

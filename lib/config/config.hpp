@@ -57,6 +57,11 @@ struct Config {
 
     struct {
         double idle_threshold_s = 240;
+        double linger_s = 2;
+        double connect_late_s = 1;
+        uint32_t ttl_tolerance = 0;
+        uint32_t retransmission_run = 3;
+        uint32_t keepalive_probes = 1;
     } thresholds;
 
     std::vector<ServiceConfig> services;

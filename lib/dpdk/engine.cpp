@@ -308,7 +308,9 @@ static int worker_main(void* arg) {
     }
     stats.busy_cycles.add(busy);
     stats.poll_cycles.add(polled);
-    worker.publish();
+    // Pending RSTs become final; at the end of a replay, flows whose timeouts passed by the last
+    // packet's time end too (their outcome is counted).
+    worker.finish(ctx->capture_time);
     ctx->done.store(true, std::memory_order_release);
     return 0;
 }

@@ -70,7 +70,9 @@ FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) 
         return nullptr;
     }
     FlowRecord& r = records_[pos];
+    const uint16_t gen = static_cast<uint16_t>(r.gen + 1);
     r = FlowRecord{};
+    r.gen = gen;
     r.first_ns = r.last_ns = now_ns;
     r.in_use = 1;
     active_++;
@@ -78,7 +80,8 @@ FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) 
     return &r;
 }
 
-void FlowTable::erase_at(uint32_t pos) {
+void FlowTable::erase_at(uint32_t pos, RemoveReason why) {
+    if (hook_) hook_(hook_ctx_, records_[pos], why);
     void* key = nullptr;
     if (rte_hash_get_key_with_position(hash_, static_cast<int32_t>(pos), &key) == 0)
         rte_hash_del_key(hash_, key);
@@ -97,7 +100,7 @@ void FlowTable::remove(const FlowKey& key) {
 bool FlowTable::expired(const FlowRecord& r, uint64_t now_ns) const {
     const tcp::Connection& c = r.conn;
     uint64_t timeout = timeouts_.established_ns;
-    if (c.any_fin() || c.dir[0].rst || c.dir[1].rst)
+    if (c.any_fin() || c.any_rst())
         timeout = timeouts_.closing_ns;
     else if (!c.established && c.origin == tcp::Origin::handshake)
         timeout = timeouts_.handshake_ns;
@@ -109,7 +112,7 @@ void FlowTable::sweep(uint64_t now_ns, uint32_t budget) {
         const uint32_t pos = cursor_;
         cursor_ = cursor_ + 1 == slots_ ? 0 : cursor_ + 1;
         if (records_[pos].in_use && expired(records_[pos], now_ns)) {
-            erase_at(pos);
+            erase_at(pos, RemoveReason::expired);
             stats_.expired++;
         }
     }
@@ -128,7 +131,7 @@ bool FlowTable::evict_one(uint64_t now_ns) {
     }
     if (victim == UINT32_MAX) return false;
     (void)now_ns;
-    erase_at(victim);
+    erase_at(victim, RemoveReason::evicted);
     stats_.evicted++;
     return true;
 }

@@ -16,7 +16,15 @@ struct FlowRecord {
     uint64_t first_ns = 0;  // time of the first packet
     uint64_t last_ns = 0;   // time of the last packet
     tcp::Connection conn;
+    uint16_t gen = 0;       // bumped each time the slot is reused: stale references can tell
     uint8_t in_use = 0;
+
+    // Milliseconds since the flow's first packet, as the connection state keeps time.
+    tcp::Ms ms(uint64_t ts_ns) const {
+        if (ts_ns <= first_ns) return 0;
+        const uint64_t ms = (ts_ns - first_ns) / 1000000ull;
+        return ms > UINT32_MAX ? UINT32_MAX : static_cast<tcp::Ms>(ms);
+    }
 };
 static_assert(sizeof(FlowRecord) <= 128, "hot per-flow record must stay within two cache lines");
 
@@ -25,6 +33,10 @@ struct FlowTimeouts {
     uint64_t established_ns = 3600ull * 1000000000ull;  // idle established flow
     uint64_t closing_ns = 60ull * 1000000000ull;       // after FIN or RST
 };
+
+enum class RemoveReason : uint8_t { expired, evicted };
+// Called for every flow the table drops by itself (expiry, eviction), before the slot is reused.
+using RemoveHook = void (*)(void* ctx, const FlowRecord& rec, RemoveReason why);
 
 struct FlowTableStats {
     uint64_t created = 0, expired = 0, evicted = 0, full = 0;
@@ -43,6 +55,15 @@ public:
     // flows; any other packet is refused (nullptr) so live flows keep being tracked.
     FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
     void remove(const FlowKey& key);
+    void set_remove_hook(RemoveHook hook, void* ctx) {
+        hook_ = hook;
+        hook_ctx_ = ctx;
+    }
+
+    // Slot positions, so a pending record can refer to its flow without a pointer that a reuse
+    // would silently redirect (check `gen`).
+    uint32_t position(const FlowRecord* r) const { return static_cast<uint32_t>(r - records_); }
+    FlowRecord* at(uint32_t pos) { return pos < slots_ ? &records_[pos] : nullptr; }
 
     // Expires up to `budget` slots from the sweep cursor: incremental, no per-packet timer work.
     void sweep(uint64_t now_ns, uint32_t budget);
@@ -55,7 +76,7 @@ public:
 private:
     bool expired(const FlowRecord& r, uint64_t now_ns) const;
     bool evict_one(uint64_t now_ns);
-    void erase_at(uint32_t pos);
+    void erase_at(uint32_t pos, RemoveReason why);
 
     rte_hash* hash_ = nullptr;
     FlowRecord* records_ = nullptr;
@@ -65,6 +86,8 @@ private:
     uint32_t cursor_ = 0;
     FlowTimeouts timeouts_;
     FlowTableStats stats_;
+    RemoveHook hook_ = nullptr;
+    void* hook_ctx_ = nullptr;
 };
 
 }  // namespace rstmon::flow

@@ -45,7 +45,7 @@ Totals sum(const std::vector<const LcoreStats*>& stats) {
 
 void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
     static_assert(std::is_trivially_copyable_v<Totals>);
-    std::memset(&t, 0, sizeof t);  // no 100 KiB temporary on a small stack
+    std::memset(static_cast<void*>(&t), 0, sizeof t);  // no 100 KiB temporary on a small stack
     for (const LcoreStats* l : stats) {
         for (size_t c = 0; c < kCauseCount; ++c) {
             for (size_t s = 0; s < kStageCount; ++s)
@@ -71,6 +71,8 @@ void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
         t.flow_table_full += l->flow_table_full.load();
         t.untracked_packets += l->untracked_packets.load();
         t.events_dropped += l->events_dropped.load();
+        t.rst_finalized_early += l->rst_finalized_early.load();
+        for (size_t o = 0; o < kOutcomeCount; ++o) t.connections[o] += l->connections[o].load();
     }
 }
 
@@ -185,6 +187,17 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     single("rstmon_events_dropped_total",
            "RST event records lost to a full ring or the events rate limit (counters still count)",
            MetricType::Counter, t.events_dropped);
+
+    single("rstmon_rst_finalized_early_total",
+           "RSTs made final before their episode's linger ended (pending queue full)",
+           MetricType::Counter, t.rst_finalized_early);
+
+    FamilyBuilder conns("rstmon_connections_total",
+                        "Connections by how they ended (counted when their flow ends)",
+                        MetricType::Counter, app);
+    for (size_t o = 0; o < kOutcomeCount; ++o)
+        conns.add(static_cast<double>(t.connections[o]), {{"outcome", std::string(kOutcomeNames[o])}});
+    out.push_back(std::move(conns.f));
 
     FamilyBuilder ev("rstmon_flow_evictions_total", "Flows evicted before expiry, by reason",
                      MetricType::Counter, app);

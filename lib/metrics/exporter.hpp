@@ -33,6 +33,8 @@ struct Totals {
     uint64_t sliced = 0, tcp_packets = 0, rst_packets = 0;
     uint64_t flows_created = 0, flows_active = 0, flows_expired = 0, flows_evicted = 0;
     uint64_t flow_table_full = 0, untracked_packets = 0, events_dropped = 0;
+    uint64_t rst_finalized_early = 0;
+    uint64_t connections[kOutcomeCount]{};
 
     uint64_t packets() const;
     uint64_t rst_by_cause(size_t cause) const;

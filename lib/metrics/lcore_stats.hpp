@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "classify/taxonomy.hpp"
 #include "packet/packet.hpp"
@@ -36,6 +37,11 @@ enum class Outcome : uint8_t {
         count_
 };
 inline constexpr size_t kOutcomeCount = static_cast<size_t>(Outcome::count_);
+inline constexpr std::string_view kOutcomeNames[] = {
+#define X(name, help) #name,
+    RSTMON_OUTCOMES(X)
+#undef X
+};
 
 struct alignas(64) LcoreStats {
     Counter rst[classify::kCauseCount][classify::kStageCount][classify::kSenderCount][kServiceSlots];
@@ -54,6 +60,8 @@ struct alignas(64) LcoreStats {
     Counter flow_table_full;
     Counter untracked_packets;  // TCP packets that found no flow and could not create one
     Counter events_dropped;     // RST events lost to a full ring or the rate limit
+    Counter rst_finalized_early;  // RSTs made final before their episode ended (queue full)
+    Counter connections[kOutcomeCount];  // how connections ended
     Counter busy_cycles;        // cycles spent on non-empty bursts
     Counter poll_cycles;        // cycles spent polling in all
 };

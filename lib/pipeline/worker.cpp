@@ -1,17 +1,22 @@
 #include "pipeline/worker.hpp"
 
 #include <rte_branch_prediction.h>
+#include <algorithm>
 #include <rte_pause.h>
 #include <rte_ring_elem.h>
 
 namespace rstmon::pipeline {
 
 using packet::ParseStatus;
+using packet::tcpflag::ack;
 using packet::tcpflag::rst;
 using packet::tcpflag::syn;
 
 Worker::Worker(const WorkerConfig& cfg, flow::FlowTable& table, metrics::LcoreStats& stats)
-    : cfg_(cfg), table_(table), stats_(stats), tokens_(cfg.events_burst) {}
+    : cfg_(cfg), table_(table), stats_(stats), pending_(cfg.pending_rsts ? cfg.pending_rsts : 1),
+      tokens_(cfg.events_burst) {
+    table_.set_remove_hook(&Worker::on_flow_removed, this);
+}
 
 void Worker::process(const Frame* frames, uint32_t n) {
     uint64_t pkts[metrics::kMaxPorts] = {}, bytes[metrics::kMaxPorts] = {};
@@ -36,13 +41,25 @@ void Worker::process(const Frame* frames, uint32_t n) {
         stats_.port_packets[p].add(pkts[p]);
         stats_.port_bytes[p].add(bytes[p]);
     }
+    finalize_due(now_ns_);
     table_.sweep(now_ns_, cfg_.sweep_per_burst);
     publish();
 }
 
 void Worker::idle(uint64_t now_ns) {
     if (now_ns > now_ns_) now_ns_ = now_ns;
+    finalize_due(now_ns_);
     table_.sweep(now_ns_, cfg_.sweep_per_burst);
+    publish();
+}
+
+void Worker::finish(bool expire) {
+    while (pending_count_ > 0) {
+        finalize(pending_[pending_head_]);
+        pending_head_ = (pending_head_ + 1) % pending_.size();
+        pending_count_--;
+    }
+    if (expire) table_.sweep(now_ns_, table_.capacity());
     publish();
 }
 
@@ -53,6 +70,25 @@ void Worker::publish() {
     stats_.flows_expired.set(t.expired);
     stats_.flows_evicted.set(t.evicted);
     stats_.flow_table_full.set(t.full);
+}
+
+// How a connection ended, counted once when its flow leaves the table or its 4-tuple is reused.
+void Worker::end_connection(const flow::FlowRecord& rec) {
+    const tcp::Connection& c = rec.conn;
+    metrics::Outcome o;
+    if (c.any_rst())
+        o = metrics::Outcome::rst;
+    else if (c.any_fin())
+        o = metrics::Outcome::fin;
+    else if (c.origin == tcp::Origin::handshake && !c.established)
+        o = metrics::Outcome::handshake_timeout;  // e.g. a SYN dropped by a full backlog
+    else
+        o = metrics::Outcome::idle_expired;
+    stats_.connections[static_cast<size_t>(o)].inc();
+}
+
+void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason) {
+    static_cast<Worker*>(self)->end_connection(rec);
 }
 
 void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
@@ -75,16 +111,28 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
             return;
         }
         rec->conn.start(seg, side);
-    } else if (seg.has(syn) && !seg.has(packet::tcpflag::ack) && rec->conn.dir[side].syn &&
-               seg.seq != rec->conn.dir[side].isn &&
-               (rec->conn.dir[0].rst || rec->conn.dir[1].rst || rec->conn.any_fin())) {
-        // A new SYN with a new ISN on a 4-tuple that was reset or closed: a new connection.
-        rec->conn.start(seg, side);
+    } else if (unlikely(seg.has(syn) && !seg.has(ack) &&
+                        (rec->conn.any_fin() || rec->conn.any_rst()) &&
+                        (!rec->conn.dir[side].syn || seg.seq != rec->conn.dir[side].isn))) {
+        // A new SYN on a 4-tuple whose connection had closed: a new connection. After a FIN
+        // close the old one may still be in TIME_WAIT at an endpoint (the record is our memory).
+        end_connection(*rec);
+        const bool after_fin = rec->conn.any_fin();
+        const uint16_t gen = static_cast<uint16_t>(rec->gen + 1);
+        rec->conn.start(seg, side, after_fin);
+        rec->gen = gen;
         rec->first_ns = f.ts_ns;
     }
+    tcp::Connection& c = rec->conn;
+    const tcp::Ms now = rec->ms(f.ts_ns);
+    if (unlikely(c.episode.active) && now < c.episode.end_ms)
+        c.episode.cause = static_cast<uint8_t>(classify::on_episode_segment(
+            c, side, seg, static_cast<classify::Cause>(c.episode.cause)));
+    const bool first_from_side = c.dir[side].ttl_base == 0;
     rec->last_ns = f.ts_ns;
-    rec->conn.update(seg, side);
-    if (rec->conn.service == 0) rec->conn.service = service_of(seg, key, &rec->conn);
+    c.update(seg, side, now);
+    if (first_from_side) hosts_.learn(seg.src, seg.ttl);
+    if (c.service == 0) c.service = service_of(seg, key, &c);
 }
 
 uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& key,
@@ -95,6 +143,101 @@ uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& k
         return m[c->server() == 0 ? key.lo_port : key.hi_port];
     // Roles unknown: whichever port is a configured service port.
     return m[seg.sport] != 0 ? m[seg.sport] : m[seg.dport];
+}
+
+void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
+                        const flow::FlowKey& key, tcp::Side side) {
+    stats_.rst_packets.inc();
+    tcp::Connection* c = rec ? &rec->conn : nullptr;
+    classify::Verdict v =
+        classify::classify(c, side, seg, cfg_.thresholds, c ? hosts_.lookup(seg.src) : 0);
+
+    PendingRst p;
+    p.pos = UINT32_MAX;
+    p.deadline_ns = f.ts_ns;
+    if (rec != nullptr) {
+        const tcp::Ms now = rec->ms(f.ts_ns);
+        tcp::Episode& e = c->episode;
+        if (e.active && now < e.end_ms) {
+            // Part of an open episode: its cause is the episode's (this RST may itself be race
+            // evidence); stage, sender and validity are this RST's own.
+            e.cause = static_cast<uint8_t>(classify::on_episode_segment(
+                *c, side, seg, static_cast<classify::Cause>(e.cause)));
+        } else {
+            const uint64_t linger_ms = cfg_.thresholds.linger_ns / 1000000ull;
+            e = tcp::Episode{};
+            e.active = 1;
+            e.end_ms = static_cast<tcp::Ms>(
+                std::min<uint64_t>(static_cast<uint64_t>(now) + linger_ms, UINT32_MAX));
+            e.seq = seg.seq;
+            e.side = side;
+            e.cause = static_cast<uint8_t>(v.cause);
+        }
+        v.cause = static_cast<classify::Cause>(e.cause);
+        p.pos = table_.position(rec);
+        p.gen = rec->gen;
+        p.episode_end = e.end_ms;
+        p.deadline_ns = rec->first_ns + static_cast<uint64_t>(e.end_ms) * 1000000ull;
+        rec->last_ns = f.ts_ns;
+        c->note_rst(seg, side);
+    }
+
+    events::RstEvent& ev = p.ev;
+    ev.ts_ns = f.ts_ns;
+    ev.src = seg.src;
+    ev.dst = seg.dst;
+    ev.sport = seg.sport;
+    ev.dport = seg.dport;
+    ev.family = seg.family;
+    ev.seq = seg.seq;
+    ev.ack = seg.ack;
+    ev.flags = seg.flags;
+    ev.ttl = seg.ttl;
+    ev.payload_len = seg.payload_len;
+    ev.vlan = seg.vlan;
+    ev.port = f.port;
+    ev.worker = cfg_.worker_id;
+    ev.service = c && c->service ? c->service : service_of(seg, key, c);
+    ev.cause = v.cause;
+    ev.stage = v.stage;
+    ev.sender = v.sender;
+    ev.validity = v.validity;
+
+    if (rec == nullptr) {  // no flow, no episode: final now
+        finalize(p);
+        return;
+    }
+    if (pending_count_ == pending_.size()) {  // full: the oldest becomes final early
+        finalize(pending_[pending_head_]);
+        pending_head_ = (pending_head_ + 1) % pending_.size();
+        pending_count_--;
+        stats_.rst_finalized_early.inc();
+    }
+    pending_[(pending_head_ + pending_count_) % pending_.size()] = p;
+    pending_count_++;
+}
+
+void Worker::finalize_due(uint64_t now_ns) {
+    while (pending_count_ > 0 && pending_[pending_head_].deadline_ns <= now_ns) {
+        finalize(pending_[pending_head_]);
+        pending_head_ = (pending_head_ + 1) % pending_.size();
+        pending_count_--;
+    }
+}
+
+// An RST becomes final: its episode's cause is settled. Counted here, exactly once.
+void Worker::finalize(PendingRst& p) {
+    events::RstEvent& e = p.ev;
+    if (p.pos != UINT32_MAX) {
+        const flow::FlowRecord* r = table_.at(p.pos);
+        if (r && r->in_use && r->gen == p.gen && r->conn.episode.end_ms == p.episode_end)
+            e.cause = static_cast<classify::Cause>(r->conn.episode.cause);
+    }
+    stats_.rst[static_cast<size_t>(e.cause)][static_cast<size_t>(e.stage)]
+              [static_cast<size_t>(e.sender)][e.service]
+                  .inc();
+    stats_.rst_validity[static_cast<size_t>(e.cause)][static_cast<size_t>(e.validity)].inc();
+    emit(e);
 }
 
 bool Worker::take_event_token(uint64_t now_ns) {
@@ -109,47 +252,13 @@ bool Worker::take_event_token(uint64_t now_ns) {
     return true;
 }
 
-void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
-                        const flow::FlowKey& key, tcp::Side side) {
-    stats_.rst_packets.inc();
-    tcp::Connection* c = rec ? &rec->conn : nullptr;
-    const classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds);
-    const uint8_t service = c && c->service ? c->service : service_of(seg, key, c);
-    stats_.rst[static_cast<size_t>(v.cause)][static_cast<size_t>(v.stage)]
-              [static_cast<size_t>(v.sender)][service]
-                  .inc();
-    stats_.rst_validity[static_cast<size_t>(v.cause)][static_cast<size_t>(v.validity)].inc();
-    if (rec != nullptr) {
-        rec->last_ns = f.ts_ns;
-        rec->conn.note_rst(seg, side);
-    }
-
+void Worker::emit(const events::RstEvent& e) {
     if (cfg_.events == nullptr) return;
-    if (!cfg_.events_lossless && !take_event_token(f.ts_ns)) {
+    if (!cfg_.events_lossless && !take_event_token(e.ts_ns)) {
         stats_.events_dropped.inc();
         return;
     }
-    events::RstEvent e;
-    e.ts_ns = f.ts_ns;
-    e.src = seg.src;
-    e.dst = seg.dst;
-    e.sport = seg.sport;
-    e.dport = seg.dport;
-    e.family = seg.family;
-    e.seq = seg.seq;
-    e.ack = seg.ack;
-    e.flags = seg.flags;
-    e.ttl = seg.ttl;
-    e.payload_len = seg.payload_len;
-    e.vlan = seg.vlan;
-    e.port = f.port;
-    e.worker = cfg_.worker_id;
-    e.service = service;
-    e.cause = v.cause;
-    e.stage = v.stage;
-    e.sender = v.sender;
-    e.validity = v.validity;
-    while (rte_ring_sp_enqueue_elem(cfg_.events, &e, sizeof e) != 0) {
+    while (rte_ring_sp_enqueue_elem(cfg_.events, const_cast<events::RstEvent*>(&e), sizeof e) != 0) {
         if (!cfg_.events_lossless) {
             stats_.events_dropped.inc();
             return;

@@ -1,13 +1,16 @@
 // The per-burst worker: parse -> flow -> tcp -> classify -> stats/events. One per worker lcore,
-// owning its flow table shard and its LcoreStats. No locks, no allocation, no logging per packet.
+// owning its flow table shard, its LcoreStats and its pending-RST queue. No locks, no allocation,
+// no logging per packet (every buffer is sized at start-up).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "classify/classifier.hpp"
 #include "events/rst_event.hpp"
 #include "flow/flow_table.hpp"
+#include "flow/host_ttl.hpp"
 #include "metrics/lcore_stats.hpp"
 #include "packet/packet.hpp"
 
@@ -37,29 +40,51 @@ struct WorkerConfig {
     uint32_t events_per_second = 0;  // 0 = unlimited
     uint32_t events_burst = 1000;
     uint32_t sweep_per_burst = 64;  // flow slots examined for expiry per burst
+    uint32_t pending_rsts = 16384;  // RSTs waiting for their episode to end (linger)
 };
 
 class Worker {
 public:
     Worker(const WorkerConfig& cfg, flow::FlowTable& table, metrics::LcoreStats& stats);
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
 
     void process(const Frame* frames, uint32_t n);
-    // Called when a poll returned nothing: lets expiry progress on an idle link.
+    // Called when a poll returned nothing: expiry and RST episodes progress on an idle link.
     void idle(uint64_t now_ns);
-    // Publishes table gauges into the stats (cheap; call once per burst or per poll round).
+    // End of the run: finalize every pending RST; with `expire`, also expire the flows whose
+    // timeouts have passed at the last packet's time (end of a capture replay).
+    void finish(bool expire);
+    // Publishes table gauges into the stats (cheap; once per burst or poll round).
     void publish();
 
 private:
+    struct PendingRst {
+        events::RstEvent ev;
+        uint64_t deadline_ns = 0;
+        uint32_t pos = 0;      // flow slot, UINT32_MAX = no flow
+        tcp::Ms episode_end = 0;
+        uint16_t gen = 0;
+    };
+
     void handle_tcp(const Frame& f, const packet::TcpSegment& seg);
     void handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                     const flow::FlowKey& key, tcp::Side side);
+    void end_connection(const flow::FlowRecord& rec);
+    static void on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason why);
     uint8_t service_of(const packet::TcpSegment& seg, const flow::FlowKey& key,
                        const tcp::Connection* c) const;
+    void finalize_due(uint64_t now_ns);
+    void finalize(PendingRst& p);
+    void emit(const events::RstEvent& e);
     bool take_event_token(uint64_t now_ns);
 
     WorkerConfig cfg_;
     flow::FlowTable& table_;
     metrics::LcoreStats& stats_;
+    flow::HostTtlTable hosts_;
+    std::vector<PendingRst> pending_;  // ring buffer, fixed capacity
+    size_t pending_head_ = 0, pending_count_ = 0;
     uint64_t now_ns_ = 0;
     double tokens_ = 0;
     uint64_t tokens_ts_ = 0;

@@ -464,8 +464,8 @@ class ConfigErrors(RstmonCase):
                           "workers: 65 is out of range [1, 64]")
 
     def test_duration_out_of_range(self):
-        self.config_error("flow_table: {size: 65536}\nthresholds: {idle_threshold: 250ms}\n",
-                          "thresholds.idle_threshold: 250ms is out of range")
+        self.config_error("flow_table: {size: 65536}\nthresholds: {idle_threshold: 50ms}\n",
+                          "thresholds.idle_threshold: 50ms is out of range")
 
     def test_bad_duration_unit(self):
         self.config_error(

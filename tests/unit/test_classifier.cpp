@@ -133,11 +133,206 @@ TEST(Classifier, WindowScaleAppliesOnlyWhenBothOffer) {
     EXPECT_EQ(d.client(rst, 1001 + 500000, 0)->validity, Validity::out_of_window);
 }
 
-TEST(Classifier, AbortWithFinSentIsNotLinger) {
+// One test per cause: the passive signature of CAUSES.md, built segment by segment.
+
+TEST(Cause, MiddleboxRejectAtSyn) {
+    Conversation c;
+    c.set_host_ttl(63);  // the server's packets arrive with 63 in other flows
+    c.client(syn, 1000, 0);
+    const auto v = c.server(rst | ack, 0, 1001, 0, /*ttl=*/64);  // a firewall one hop closer
+    EXPECT_EQ(v->cause, Cause::middlebox_reject);
+    EXPECT_EQ(v->stage, Stage::post_syn);
+}
+
+TEST(Cause, PortClosedWhenTtlMatchesTheHost) {
+    Conversation c;
+    c.set_host_ttl(63);
+    c.client(syn, 1000, 0);
+    EXPECT_EQ(c.server(rst | ack, 0, 1001, 0, 63)->cause, Cause::port_closed);
+}
+
+TEST(Cause, MiddleboxRejectMidFlow) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    c.server(ack | psh, 5001, 1101, 200);
+    c.client(ack | psh, 1101, 5201, 100);  // carries the forbidden word
+    const auto v = c.server(rst | ack, 5201, 1201, 0, 64);
+    EXPECT_EQ(v->cause, Cause::middlebox_reject);
+}
+
+TEST(Cause, IdleTimeoutFromAMiddlebox) {
+    Conversation c;
+    c.thresholds().idle_threshold_ns = 3000000000ull;  // 3 s
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 10);
+    c.server(ack | psh, 5001, 1011, 10);
+    c.wait(5000);
+    c.client(ack | psh, 1011, 5011, 10);  // first packet after the idle gap
+    const auto v = c.server(rst, 5011, 0, 0, 64);  // conntrack forgot: router's reset
+    EXPECT_EQ(v->cause, Cause::idle_timeout);
+}
+
+TEST(Cause, ConnectTimeoutAfterLateSynAck) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.wait(1000);
+    c.client(syn, 1000, 0);  // SYN retransmitted
+    c.wait(2000);
+    c.server(syn | ack, 5000, 1001);  // finally, after the client gave up
+    const auto v = c.client(rst, 1001, 0);
+    EXPECT_EQ(v->cause, Cause::connect_timeout);
+    EXPECT_EQ(v->stage, Stage::post_synack);
+    EXPECT_EQ(v->sender, Sender::client);
+}
+
+TEST(Cause, ConnectTimeoutFromLatenessAlone) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.wait(1500);
+    c.server(syn | ack, 5000, 1001);
+    EXPECT_EQ(c.client(rst, 1001, 0)->cause, Cause::connect_timeout);
+}
+
+TEST(Cause, ScanProbe) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.wait(1);
+    c.server(syn | ack, 5000, 1001);
+    EXPECT_EQ(c.client(rst, 1001, 0)->cause, Cause::scan_probe);
+}
+
+TEST(Cause, ListenOverflow) {
+    Conversation c;
+    c.handshake();
+    const auto v = c.server(rst, 5001, 0);  // bare RST answering the handshake's ACK
+    EXPECT_EQ(v->cause, Cause::listen_overflow);
+    EXPECT_EQ(v->stage, Stage::post_ack);
+}
+
+TEST(Cause, DataAfterClose) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    c.server(ack | psh | fin, 5001, 1101, 200);  // answer and close
+    c.client(ack | psh, 1101, 5202, 50);         // the client writes again
+    const auto v = c.server(rst, 5202, 0);
+    EXPECT_EQ(v->cause, Cause::data_after_close);
+    EXPECT_EQ(v->stage, Stage::closing);
+}
+
+TEST(Cause, OrphanAbort) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    c.server(ack | psh | fin, 5001, 1101, 200);
+    c.client(ack, 1101, 5202);                    // FIN acknowledged, nothing more sent
+    EXPECT_EQ(c.server(rst | ack, 5202, 1101)->cause, Cause::orphan_abort);
+}
+
+TEST(Cause, KeepaliveTimeout) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 10);
+    c.server(ack, 5001, 1011);
+    c.wait(1000);
+    c.client(ack, 1010, 5001);  // probe: seq = snd_una - 1
+    c.wait(1000);
+    c.client(ack, 1010, 5001);  // unanswered
+    const auto v = c.client(rst | ack, 1011, 5001);
+    EXPECT_EQ(v->cause, Cause::keepalive_timeout);
+    EXPECT_EQ(c.conn().dir[c.conn().client].ka_probes, 2);
+}
+
+TEST(Cause, AnsweredKeepalivesAreNotATimeout) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 10);
+    c.server(ack, 5001, 1011);
+    c.client(ack, 1010, 5001);  // probe
+    c.server(ack, 5001, 1011);  // answered
+    EXPECT_EQ(c.conn().dir[c.conn().client].ka_probes, 0);
+}
+
+TEST(Cause, RetransmissionTimeout) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    for (int i = 0; i < 4; ++i) c.client(ack | psh, 1001, 5001, 100);  // no ACK comes back
+    c.wait(10000);
+    c.server(ack | psh, 5001, 1001, 20);  // the path heals, the server speaks
+    const auto v = c.client(rst, 1001, 0);  // the client's socket is long gone
+    EXPECT_EQ(v->cause, Cause::retransmission_timeout);
+}
+
+TEST(Cause, StaleConnection) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    c.server(ack | psh, 5001, 1101, 100);
+    c.client(ack, 1101, 5101);
+    c.wait(2000);
+    c.client(ack | psh, 1101, 5101, 10);  // the server rebooted meanwhile
+    EXPECT_EQ(c.server(rst, 5101, 0)->cause, Cause::stale_connection);
+}
+
+TEST(Cause, TimeWaitReuseNeedsARecentClose) {
+    Conversation c;
+    c.client(syn, 900, 0);
+    c.server(ack, 7777, 1234);  // a TIME_WAIT socket's ACK, not a SYN-ACK
+    auto v = c.client(rst, 1234, 0);
+    EXPECT_EQ(v->cause, Cause::invalid_segment);  // without a recent close: just invalid
+
+    tcp::Connection reused;
+    packet::TcpSegment s;
+    s.flags = syn;
+    reused.start(s, 0, /*reused=*/true);
+    EXPECT_TRUE(reused.reused);
+}
+
+TEST(Cause, InvalidSegmentAckOfUnsentData) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 10);
+    c.server(ack, 5001, 1011);
+    c.client(ack, 1011, 9999999);  // acknowledges data the server never sent
+    EXPECT_EQ(c.server(rst, 9999999, 0)->cause, Cause::invalid_segment);
+}
+
+TEST(Cause, RaceEvidenceMakesAnEpisodeInjected) {
+    Conversation c;
+    c.handshake();
+    c.client(ack | psh, 1001, 5001, 100);
+    // The first forged RST looks like a middlebox's (other TTL) ...
+    EXPECT_EQ(c.server(rst | ack, 5001, 1101, 0, 64)->cause, Cause::middlebox_reject);
+    tcp::Connection k = c.conn();
+    const tcp::Side server = k.server();
+    k.episode.active = 1;
+    k.episode.side = server;
+    k.episode.seq = 5001;
+    packet::TcpSegment data;
+    data.flags = ack | psh;
+    data.payload_len = 100;
+    // ... but the real server still answers: someone else sent that RST.
+    EXPECT_EQ(classify::on_episode_segment(k, server, data, Cause::middlebox_reject),
+              Cause::injected);
+    // The client's own answers are aftermath, not evidence.
+    EXPECT_EQ(classify::on_episode_segment(k, k.client, data, Cause::middlebox_reject),
+              Cause::middlebox_reject);
+    // A second RST from the same side with a jumping seq: a forged burst.
+    packet::TcpSegment r2;
+    r2.flags = rst;
+    r2.seq = 5001 + 1460;
+    EXPECT_EQ(classify::on_episode_segment(k, server, r2, Cause::linger_abort), Cause::injected);
+    r2.seq = 5001;
+    EXPECT_EQ(classify::on_episode_segment(k, server, r2, Cause::linger_abort), Cause::linger_abort);
+}
+
+TEST(Cause, OrphanAbortIsNotLinger) {
     Conversation c;
     c.handshake();
     c.server(fin | ack, 5001, 1001);
     const auto v = c.server(rst | ack, 5002, 1001);
-    EXPECT_EQ(v->cause, Cause::unclassified);  // data_after_close / orphan_abort: not yet
+    EXPECT_EQ(v->cause, Cause::orphan_abort);
     EXPECT_EQ(v->stage, Stage::closing);
 }

@@ -29,7 +29,7 @@ TEST(Config, EmptyDocumentGivesDefaults) {
 TEST(Config, ValuesAreRead) {
     const Config c = load_string(R"(
 workers: 2
-flow_table: {size: 4096, handshake_timeout: 10s, established_timeout: 2h, closing_timeout: 1500ms}
+flow_table: {size: 4096, handshake_timeout: 10s, established_timeout: 2h, closing_timeout: 3s}
 metrics: {listen: "0.0.0.0:9999", enabled: false}
 thresholds: {idle_threshold: 5m}
 services:
@@ -41,7 +41,7 @@ ports:
     EXPECT_EQ(c.flow_table.size, 4096u);
     EXPECT_DOUBLE_EQ(c.flow_table.handshake_timeout_s, 10);
     EXPECT_DOUBLE_EQ(c.flow_table.established_timeout_s, 7200);
-    EXPECT_DOUBLE_EQ(c.flow_table.closing_timeout_s, 1.5);
+    EXPECT_DOUBLE_EQ(c.flow_table.closing_timeout_s, 3);
     EXPECT_FALSE(c.metrics.enabled);
     EXPECT_DOUBLE_EQ(c.thresholds.idle_threshold_s, 300);
     ASSERT_EQ(c.services.size(), 1u);
