@@ -29,6 +29,7 @@ std::string to_json(const RstEvent& e, const std::vector<std::string>& service_n
     j["sender"] = classify::name(e.sender);
     j["validity"] = classify::name(e.validity);
     j["service"] = e.service < service_names.size() ? service_names[e.service] : "other";
+    j["first"] = e.first != 0;
     j["seq"] = e.seq;
     if (e.flags & ack) j["ack"] = e.ack;
     j["flags"] = flags_string(e.flags);

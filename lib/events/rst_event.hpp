@@ -27,7 +27,8 @@ struct RstEvent {
     classify::Stage stage = classify::Stage::no_state;
     classify::Sender sender = classify::Sender::unknown;
     classify::Validity validity = classify::Validity::unverifiable;
-    uint8_t pad_[2] = {};
+    uint8_t first = 1;        // opened its flow's RST episode (0: a later RST of the episode)
+    uint8_t pad_ = 0;
 };
 static_assert(sizeof(RstEvent) % 4 == 0, "rte_ring element size must be a multiple of 4");
 

@@ -87,6 +87,20 @@ void Worker::end_connection(const flow::FlowRecord& rec) {
     stats_.connections[static_cast<size_t>(o)].inc();
 }
 
+// Traffic on a 4-tuple after its reset episode ended: both ends dropped that connection, so this
+// is another one whose start we did not see (as Zeek starts a new connection). Roles carry over.
+void Worker::restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment& seg,
+                                 tcp::Side side, uint64_t ts_ns) {
+    tcp::Connection& c = rec.conn;
+    if (likely(!c.episode.active) || !c.any_rst() || rec.ms(ts_ns) < c.episode.end_ms) return;
+    end_connection(rec);
+    const tcp::Side client = c.client;
+    c.start(seg, side);
+    if (c.client == tcp::kNoSide) c.client = client;
+    rec.gen = static_cast<uint16_t>(rec.gen + 1);
+    rec.first_ns = ts_ns;
+}
+
 void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason) {
     static_cast<Worker*>(self)->end_connection(rec);
 }
@@ -112,16 +126,18 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
         }
         rec->conn.start(seg, side);
     } else if (unlikely(seg.has(syn) && !seg.has(ack) &&
-                        (rec->conn.any_fin() || rec->conn.any_rst()) &&
-                        (!rec->conn.dir[side].syn || seg.seq != rec->conn.dir[side].isn))) {
-        // A new SYN on a 4-tuple whose connection had closed: a new connection. After a FIN
-        // close the old one may still be in TIME_WAIT at an endpoint (the record is our memory).
+                        (rec->conn.any_fin() || rec->conn.any_rst()))) {
+        // A SYN on a 4-tuple whose connection had closed or been reset: a new connection (also
+        // when a stack retries with the same ISN). After a FIN close the old one may still be in
+        // TIME_WAIT at an endpoint: the record is our "recently closed" memory.
         end_connection(*rec);
         const bool after_fin = rec->conn.any_fin();
         const uint16_t gen = static_cast<uint16_t>(rec->gen + 1);
         rec->conn.start(seg, side, after_fin);
         rec->gen = gen;
         rec->first_ns = f.ts_ns;
+    } else {
+        restart_after_reset(*rec, seg, side, f.ts_ns);
     }
     tcp::Connection& c = rec->conn;
     const tcp::Ms now = rec->ms(f.ts_ns);
@@ -148,6 +164,7 @@ uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& k
 void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                         const flow::FlowKey& key, tcp::Side side) {
     stats_.rst_packets.inc();
+    if (rec != nullptr) restart_after_reset(*rec, seg, side, f.ts_ns);
     tcp::Connection* c = rec ? &rec->conn : nullptr;
     classify::Verdict v =
         classify::classify(c, side, seg, cfg_.thresholds, c ? hosts_.lookup(seg.src) : 0);
@@ -161,6 +178,7 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
         if (e.active && now < e.end_ms) {
             // Part of an open episode: its cause is the episode's (this RST may itself be race
             // evidence); stage, sender and validity are this RST's own.
+            p.ev.first = 0;
             e.cause = static_cast<uint8_t>(classify::on_episode_segment(
                 *c, side, seg, static_cast<classify::Cause>(e.cause)));
         } else {

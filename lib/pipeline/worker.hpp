@@ -71,6 +71,8 @@ private:
     void handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                     const flow::FlowKey& key, tcp::Side side);
     void end_connection(const flow::FlowRecord& rec);
+    void restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side,
+                             uint64_t ts_ns);
     static void on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason why);
     uint8_t service_of(const packet::TcpSegment& seg, const flow::FlowKey& key,
                        const tcp::Connection* c) const;

@@ -22,7 +22,7 @@ RSTMON = None  # set in __main__
 ROOT = None
 
 EVENT_KEYS = {"ts", "src", "sport", "dst", "dport", "cause", "stage", "sender", "validity",
-              "service", "seq", "ack", "flags", "ttl", "len", "port"}
+              "service", "first", "seq", "ack", "flags", "ttl", "len", "port"}
 
 
 def lab_pcap():
