@@ -60,11 +60,6 @@ bool ttl_mismatch(const Connection& c, Side x, const packet::TcpSegment& rst,
 
 namespace {
 
-Sender sender_of(const Connection& c, Side x) {
-    if (c.client == tcp::kNoSide) return Sender::unknown;
-    return x == c.client ? Sender::client : Sender::server;
-}
-
 uint64_t ms_to_ns(tcp::Ms ms) { return static_cast<uint64_t>(ms) * 1000000ull; }
 
 // Before the handshake completes. Returns unclassified when no handshake rule applies.
@@ -138,14 +133,15 @@ Cause established_cause(const Connection& c, Side x, const packet::TcpSegment& r
 }  // namespace
 
 Verdict classify(const Connection* c, Side x, const packet::TcpSegment& rst, const Thresholds& th,
-                 uint8_t host_ttl) {
+                 uint8_t host_ttl, Side client_hint) {
     Verdict v;
+    const Side client = c && c->client != tcp::kNoSide ? c->client : client_hint;
+    if (client != tcp::kNoSide) v.sender = x == client ? Sender::client : Sender::server;
     if (c == nullptr) {
         v.cause = Cause::no_state;
-        return v;  // stage no_state, sender unknown, unverifiable
+        return v;  // stage no_state, unverifiable
     }
     v.stage = stage_of(*c);
-    v.sender = sender_of(*c, x);
     v.validity = validity_of(*c, x, rst);
     if (v.stage == Stage::no_state) {
         v.cause = Cause::no_state;

@@ -28,8 +28,10 @@ struct Verdict {
 
 // `conn` is null when the flow is not tracked (table full, lone RST). `side` is the RST sender's
 // side in the flow key. `host_ttl` is the sender address's TTL seen in other flows (0 = unknown).
+// `client_hint` is the client side guessed from ports, used when the handshake was not seen.
 Verdict classify(const tcp::Connection* conn, tcp::Side side, const packet::TcpSegment& rst,
-                 const Thresholds& th, uint8_t host_ttl = 0);
+                 const Thresholds& th, uint8_t host_ttl = 0,
+                 tcp::Side client_hint = tcp::kNoSide);
 
 // Race evidence inside an open episode: given the episode's current cause and a segment from
 // `side` that arrived after the first RST, the cause it turns into (or the same one).

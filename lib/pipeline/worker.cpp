@@ -125,6 +125,7 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
             return;
         }
         rec->conn.start(seg, side);
+        if (rec->conn.client == tcp::kNoSide) rec->conn.client = guess_client(key);
     } else if (unlikely(seg.has(syn) && !seg.has(ack) &&
                         (rec->conn.any_fin() || rec->conn.any_rst()))) {
         // A SYN on a 4-tuple whose connection had closed or been reset: a new connection (also
@@ -151,6 +152,22 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
     if (c.service == 0) c.service = service_of(seg, key, &c);
 }
 
+// Without a handshake, the roles come from the ports: a configured service port, else a
+// well-known port (below 1024) against an ephemeral one, marks the server. kNoSide if unclear.
+tcp::Side Worker::guess_client(const flow::FlowKey& key) const {
+    const uint16_t port[2] = {key.lo_port, key.hi_port};
+    auto server_side = [&](auto is_server) -> tcp::Side {
+        const bool s0 = is_server(port[0]), s1 = is_server(port[1]);
+        if (s0 == s1) return tcp::kNoSide;
+        return s0 ? 0 : 1;
+    };
+    tcp::Side server = tcp::kNoSide;
+    if (cfg_.services != nullptr)
+        server = server_side([&](uint16_t p) { return (*cfg_.services)[p] != 0; });
+    if (server == tcp::kNoSide) server = server_side([](uint16_t p) { return p < 1024; });
+    return server == tcp::kNoSide ? tcp::kNoSide : tcp::other(server);
+}
+
 uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& key,
                            const tcp::Connection* c) const {
     if (cfg_.services == nullptr) return 0;
@@ -166,8 +183,9 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
     stats_.rst_packets.inc();
     if (rec != nullptr) restart_after_reset(*rec, seg, side, f.ts_ns);
     tcp::Connection* c = rec ? &rec->conn : nullptr;
-    classify::Verdict v =
-        classify::classify(c, side, seg, cfg_.thresholds, c ? hosts_.lookup(seg.src) : 0);
+    classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds,
+                                             c ? hosts_.lookup(seg.src) : 0,
+                                             guess_client(key));
 
     PendingRst p;
     p.pos = UINT32_MAX;

@@ -74,6 +74,7 @@ private:
     void restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side,
                              uint64_t ts_ns);
     static void on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason why);
+    tcp::Side guess_client(const flow::FlowKey& key) const;
     uint8_t service_of(const packet::TcpSegment& seg, const flow::FlowKey& key,
                        const tcp::Connection* c) const;
     void finalize_due(uint64_t now_ns);

@@ -446,6 +446,7 @@ table inet rs {
   set mb { type inet_service; }
   set mbstr { type inet_service; }
   set idle { type inet_service; }
+  set ackhold { type inet_service; }
   chain raw_pre {
     type filter hook prerouting priority raw;
     meta l4proto tcp tcp dport != @idle tcp sport != @idle notrack
@@ -458,6 +459,7 @@ table inet rs {
     type filter hook forward priority filter;
     tcp dport @bh drop
     tcp sport @bh drop
+    tcp dport @ackhold tcp flags & (fin | syn | rst | psh | ack) == ack drop
     tcp dport @mb reject with tcp reset
     tcp dport @mbstr @ih,0,56 0x424c4f434b4d45 reject with tcp reset
     tcp dport @idle ct state invalid reject with tcp reset
