@@ -69,6 +69,10 @@ std::string text_report(const metrics::Totals& t, const ReportContext& ctx) {
                       std::string(classify::kStages[s].name).c_str(), (unsigned long long)n);
         o << line;
     }
+    o << "\n  connections ended:";
+    for (size_t i = 0; i < metrics::kOutcomeCount; ++i)
+        o << "  " << metrics::kOutcomeNames[i] << " " << t.connections[i];
+    o << "\n";
     if (total_malformed(t) != 0) {
         o << "\n  malformed frames by reason:\n";
         for (size_t m = 0; m < packet::kMalformedCount; ++m)

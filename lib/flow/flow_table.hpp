@@ -67,6 +67,16 @@ public:
 
     // Expires up to `budget` slots from the sweep cursor: incremental, no per-packet timer work.
     void sweep(uint64_t now_ns, uint32_t budget);
+    // Removes every flow `pred` selects, through the remove hook (end of a run only: walks the
+    // whole table).
+    template <typename Pred>
+    void erase_if(Pred pred) {
+        for (uint32_t pos = 0; pos < slots_ && active_ > 0; ++pos)
+            if (records_[pos].in_use && pred(records_[pos])) {
+                erase_at(pos, RemoveReason::expired);
+                stats_.expired++;
+            }
+    }
 
     uint32_t capacity() const { return capacity_; }
     uint32_t active() const { return active_; }

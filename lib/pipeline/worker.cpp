@@ -59,7 +59,12 @@ void Worker::finish(bool expire) {
         pending_head_ = (pending_head_ + 1) % pending_.size();
         pending_count_--;
     }
-    if (expire) table_.sweep(now_ns_, table_.capacity());
+    if (expire) {
+        // End of a capture: flows whose timeouts passed by its last packet end, and so do the
+        // connections already closed by FIN or RST; the others were still open when it stopped.
+        table_.sweep(now_ns_, table_.capacity());
+        table_.erase_if([](const flow::FlowRecord& r) { return r.conn.any_fin() || r.conn.any_rst(); });
+    }
     publish();
 }
 
