@@ -4,6 +4,7 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
+#include <rte_prefetch.h>
 
 #include <stdexcept>
 
@@ -53,6 +54,21 @@ FlowRecord* FlowTable::lookup(const FlowKey& key) {
     return &records_[pos];
 }
 
+void FlowTable::lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord** out) {
+    int32_t pos[kBulkMax];
+    if (n > kBulkMax) n = kBulkMax;
+    rte_hash_lookup_bulk(hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
+                         n, pos);
+    for (uint32_t i = 0; i < n; ++i) {
+        if (pos[i] >= 0 && static_cast<uint32_t>(pos[i]) < slots_) {
+            out[i] = &records_[pos[i]];
+            rte_prefetch0(out[i]);
+        } else {
+            out[i] = nullptr;
+        }
+    }
+}
+
 FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) {
     if (active_ >= capacity_) {
         stats_.full++;
@@ -76,6 +92,7 @@ FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) 
     r.first_ns = r.last_ns = now_ns;
     r.in_use = 1;
     active_++;
+    mutations_++;
     stats_.created++;
     return &r;
 }
@@ -87,6 +104,7 @@ void FlowTable::erase_at(uint32_t pos, RemoveReason why) {
         rte_hash_del_key(hash_, key);
     records_[pos].in_use = 0;
     active_--;
+    mutations_++;
 }
 
 void FlowTable::remove(const FlowKey& key) {
@@ -94,6 +112,7 @@ void FlowTable::remove(const FlowKey& key) {
     if (pos >= 0 && static_cast<uint32_t>(pos) < slots_ && records_[pos].in_use) {
         records_[pos].in_use = 0;
         active_--;
+        mutations_++;
     }
 }
 

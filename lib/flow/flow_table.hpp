@@ -51,6 +51,12 @@ public:
     FlowTable& operator=(const FlowTable&) = delete;
 
     FlowRecord* lookup(const FlowKey& key);
+    // Looks up `n` (at most kBulkMax) keys at once and prefetches the records found: `out[i]` is
+    // the record of keys[i] or null. Valid until the next insert/erase (see mutations()).
+    static constexpr uint32_t kBulkMax = 64;
+    void lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord** out);
+    // Changes whenever a flow is inserted or removed: cached lookups are stale after that.
+    uint64_t mutations() const { return mutations_; }
     // Inserts a new flow at `now`. When the table is full, a SYN evicts the stalest of a sample of
     // flows; any other packet is refused (nullptr) so live flows keep being tracked.
     FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
@@ -94,6 +100,7 @@ private:
     uint32_t slots_ = 0;  // positions rte_hash may hand out
     uint32_t active_ = 0;
     uint32_t cursor_ = 0;
+    uint64_t mutations_ = 0;
     FlowTimeouts timeouts_;
     FlowTableStats stats_;
     RemoveHook hook_ = nullptr;

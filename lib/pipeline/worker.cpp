@@ -19,31 +19,52 @@ Worker::Worker(const WorkerConfig& cfg, flow::FlowTable& table, metrics::LcoreSt
 }
 
 void Worker::process(const Frame* frames, uint32_t n) {
+    for (uint32_t base = 0; base < n; base += flow::FlowTable::kBulkMax)
+        process_chunk(frames + base, std::min(n - base, flow::FlowTable::kBulkMax));
+    finalize_due(now_ns_);
+    table_.sweep(now_ns_, cfg_.sweep_per_burst);
+    publish();
+}
+
+// Parse the whole chunk, look its flows up in one bulk call (prefetching the records), then run
+// the per-packet logic in arrival order.
+void Worker::process_chunk(const Frame* frames, uint32_t n) {
     uint64_t pkts[metrics::kMaxPorts] = {}, bytes[metrics::kMaxPorts] = {};
-    packet::TcpSegment seg;
+    const flow::FlowKey* key_ptrs[flow::FlowTable::kBulkMax];
+    flow::FlowRecord* found[flow::FlowTable::kBulkMax];
+    uint8_t tcp_index[flow::FlowTable::kBulkMax];
+    uint32_t ntcp = 0;
     for (uint32_t i = 0; i < n; ++i) {
         const Frame& f = frames[i];
         const uint16_t port = f.port < metrics::kMaxPorts ? f.port : metrics::kMaxPorts - 1;
         pkts[port]++;
         bytes[port] += f.wire_len;
         if (f.ts_ns > now_ns_) now_ns_ = f.ts_ns;
-        const packet::ParseResult r = packet::parse(cfg_.link[port], f.data, f.len, seg);
+        const packet::ParseResult r = packet::parse(cfg_.link[port], f.data, f.len, segs_[i]);
         if (likely(r.status == ParseStatus::tcp)) {
-            handle_tcp(f, seg);
+            sides_[i] = flow::make_key(segs_[i], keys_[i]);
+            key_ptrs[ntcp] = &keys_[i];
+            tcp_index[ntcp++] = static_cast<uint8_t>(i);
         } else if (r.status == ParseStatus::ignored) {
             stats_.ignored[static_cast<size_t>(r.ignored)].inc();
         } else {
             stats_.malformed[static_cast<size_t>(r.malformed)].inc();
         }
     }
+    if (ntcp > 0) table_.lookup_bulk(key_ptrs, ntcp, found);
+    const uint64_t mutations = table_.mutations();
+    for (uint32_t j = 0; j < ntcp; ++j) {
+        const uint32_t i = tcp_index[j];
+        // An insert or removal earlier in the chunk may have made the bulk answer stale.
+        flow::FlowRecord* rec =
+            likely(table_.mutations() == mutations) ? found[j] : table_.lookup(keys_[i]);
+        handle_tcp(frames[i], segs_[i], keys_[i], sides_[i], rec);
+    }
     for (size_t p = 0; p < metrics::kMaxPorts; ++p) {
         if (pkts[p] == 0) continue;
         stats_.port_packets[p].add(pkts[p]);
         stats_.port_bytes[p].add(bytes[p]);
     }
-    finalize_due(now_ns_);
-    table_.sweep(now_ns_, cfg_.sweep_per_burst);
-    publish();
 }
 
 void Worker::idle(uint64_t now_ns) {
@@ -110,12 +131,10 @@ void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::Remo
     static_cast<Worker*>(self)->end_connection(rec);
 }
 
-void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg) {
+void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
+                        tcp::Side side, flow::FlowRecord* rec) {
     stats_.tcp_packets.inc();
     if (unlikely(seg.sliced)) stats_.sliced.inc();
-    flow::FlowKey key;
-    const tcp::Side side = flow::make_key(seg, key);
-    flow::FlowRecord* rec = table_.lookup(key);
 
     if (unlikely(seg.has(rst))) {
         handle_rst(f, seg, rec, key, side);

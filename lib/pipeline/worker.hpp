@@ -67,7 +67,9 @@ private:
         uint16_t gen = 0;
     };
 
-    void handle_tcp(const Frame& f, const packet::TcpSegment& seg);
+    void process_chunk(const Frame* frames, uint32_t n);
+    void handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
+                    tcp::Side side, flow::FlowRecord* rec);
     void handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                     const flow::FlowKey& key, tcp::Side side);
     void end_connection(const flow::FlowRecord& rec);
@@ -86,6 +88,10 @@ private:
     flow::FlowTable& table_;
     metrics::LcoreStats& stats_;
     flow::HostTtlTable hosts_;
+    // Per-chunk scratch (parse results and keys of up to FlowTable::kBulkMax frames).
+    packet::TcpSegment segs_[flow::FlowTable::kBulkMax];
+    flow::FlowKey keys_[flow::FlowTable::kBulkMax];
+    tcp::Side sides_[flow::FlowTable::kBulkMax];
     std::vector<PendingRst> pending_;  // ring buffer, fixed capacity
     size_t pending_head_ = 0, pending_count_ = 0;
     uint64_t now_ns_ = 0;
