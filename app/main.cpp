@@ -87,12 +87,15 @@ std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
                                           const std::string& log_level) {
     std::vector<std::string> a = {"rstmon"};
     const auto cpus = allowed_cpus();
+    // Main lcore + workers (+ the software dispatcher, needed when the ports cannot hash
+    // symmetrically). More lcores than CPUs share them (lcore@cpu): it works, but slowly.
+    const unsigned n = 1 + dpdk::Engine::lcores_needed(c.workers, true);
+    if (n > cpus.size())
+        spdlog::warn("{} lcores on {} CPU(s): they will share CPUs (give EAL -l to choose)", n,
+                     cpus.size());
     std::string lcores;
-    for (uint32_t i = 0; i <= c.workers; ++i) {
-        // More lcores than CPUs is allowed (lcore@cpu mapping) but slow; say so in the log.
-        const int cpu = cpus[i % cpus.size()];
-        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpu);
-    }
+    for (unsigned i = 0; i < n; ++i)
+        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpus[i % cpus.size()]);
     a.push_back("--lcores=" + lcores);
     if (offline) a.push_back("--no-pci");
     const uint64_t need_mb =
@@ -109,7 +112,8 @@ std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
         a.push_back(std::to_string(need_mb + 128));
         a.push_back("--no-shconf");
     }
-    a.push_back("--log-level=" + std::string(log_level == "debug" || log_level == "trace" ? "7" : "5"));
+    a.push_back("--no-telemetry");
+    a.push_back("--log-level=" + std::string(log_level == "debug" || log_level == "trace" ? "7" : "4"));
     return a;
 }
 
@@ -190,7 +194,15 @@ int run(const Options& opt) {
                          "config file (see config/rstmon.yaml)\n";
             return kExitUsage;
         }
-        for (const auto& pc : cfg.ports) ports.push_back({pc.name, pc.device});
+        for (const auto& pc : cfg.ports) {
+            dpdk::PortSpec p;
+            p.name = pc.name;
+            p.device = pc.device;
+            for (size_t i = 0; i < cfg.ports.size(); ++i)
+                if (!pc.forward_to.empty() && cfg.ports[i].name == pc.forward_to)
+                    p.forward_to = static_cast<int>(i);
+            ports.push_back(p);
+        }
     }
 
     std::vector<std::string> eal_args;
@@ -204,6 +216,9 @@ int run(const Options& opt) {
     std::string joined;
     for (const auto& a : eal_args) joined += " " + a;
     spdlog::debug("EAL arguments:{}", joined);
+    if (offline && cfg.workers > 1)
+        spdlog::info("{} workers on net_pcap: software dispatch (one RX lcore hashes flows "
+                     "symmetrically onto the workers)", cfg.workers);
 
     std::unique_ptr<dpdk::Eal> eal;
     try {
@@ -228,6 +243,8 @@ int run(const Options& opt) {
     ec.mbufs = cfg.rx.mbufs;
     ec.burst = cfg.rx.burst;
     ec.descriptors = cfg.rx.descriptors;
+    ec.dispatch_ring = cfg.rx.dispatch_ring;
+    ec.lossless = offline;
     ec.flow_table_size = cfg.flow_table.size;
     ec.timeouts.handshake_ns = static_cast<uint64_t>(cfg.flow_table.handshake_timeout_s * 1e9);
     ec.timeouts.established_ns = static_cast<uint64_t>(cfg.flow_table.established_timeout_s * 1e9);
@@ -259,7 +276,15 @@ int run(const Options& opt) {
     EventWriter writer(cfg.events.path, service_names, port_names);
 
     metrics::ExporterInfo info{cfg.appliance, port_names, service_names, RSTMON_VERSION,
-                               dpdk::dpdk_version()};
+                               dpdk::dpdk_version(), engine->lcore_names(), {}};
+    info.nic_counters = [eng = engine.get()] {
+        std::vector<metrics::NicCounters> v;
+        for (size_t i = 0; i < eng->port_count(); ++i) {
+            const dpdk::PortCounters pc = eng->port_counters(i);
+            v.push_back({pc.imissed, pc.ierrors, pc.rx_nombuf});
+        }
+        return v;
+    };
     auto collectable = std::make_shared<metrics::StatsCollectable>(info, engine->stats());
     std::unique_ptr<metrics::MetricsServer> server;
     const bool serve = cfg.metrics.enabled && (!offline || opt.serve);
@@ -291,7 +316,7 @@ int run(const Options& opt) {
             bool stop = g_quit.load() || (opt.duration > 0 && elapsed() >= opt.duration);
             if (offline) {
                 const dpdk::PortCounters pc = engine->port_counters(0);
-                const uint64_t got = engine->frames_received();
+                const uint64_t got = engine->frames_received() + engine->frames_dropped();
                 if (got + pc.imissed + pc.ierrors + pc.rx_nombuf >= capture.frames) stop = true;
                 if (got != last_frames) {
                     last_frames = got;

@@ -145,6 +145,7 @@ Config parse(const YAML::Node& root) {
             PortConfig p;
             pr.string("name", p.name);
             pr.string("device", p.device);
+            pr.string("forward_to", p.forward_to);
             pr.finish();
             if (p.device.empty()) throw ConfigError(pr.where("device") + ": missing");
             if (p.name.empty()) p.name = "port" + std::to_string(i);
@@ -165,6 +166,7 @@ Config parse(const YAML::Node& root) {
         rr.integer("mbufs", c.rx.mbufs, 1023, 1u << 24);
         rr.integer("burst", c.rx.burst, 1, 512);
         rr.integer("descriptors", c.rx.descriptors, 64, 32768);
+        rr.integer("dispatch_ring", c.rx.dispatch_ring, 64, 1u << 20);
         rr.finish();
     }
     {
@@ -290,6 +292,19 @@ void validate(const Config& c) {
         if (!pnames.insert(c.ports[i].name).second)
             throw ConfigError("ports[" + std::to_string(i) + "].name: '" + c.ports[i].name +
                               "' is listed twice");
+    for (size_t i = 0; i < c.ports.size(); ++i) {
+        const std::string& to = c.ports[i].forward_to;
+        if (to.empty()) continue;
+        if (to == c.ports[i].name)
+            throw ConfigError("ports[" + std::to_string(i) + "].forward_to: a port cannot forward "
+                              "to itself");
+        if (!pnames.count(to))
+            throw ConfigError("ports[" + std::to_string(i) + "].forward_to: no port named '" + to +
+                              "'");
+    }
+    if ((c.rx.dispatch_ring & (c.rx.dispatch_ring - 1)) != 0)
+        throw ConfigError("rx.dispatch_ring: " + std::to_string(c.rx.dispatch_ring) +
+                          " is not a power of two");
     const auto colon = c.metrics.listen.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == c.metrics.listen.size())
         throw ConfigError("metrics.listen: '" + c.metrics.listen + "' is not host:port");

@@ -16,6 +16,7 @@ struct ConfigError : std::runtime_error {
 struct PortConfig {
     std::string name;    // label in metrics (rstmon_packets_total{port=...})
     std::string device;  // DPDK device: a PCI address or a vdev string (net_pcap0,iface=eth1)
+    std::string forward_to;  // inline mode: name of the port received frames are sent out of
 };
 
 struct ServiceConfig {
@@ -41,6 +42,7 @@ struct Config {
         uint32_t mbufs = 16383;
         uint16_t burst = 32;
         uint16_t descriptors = 1024;
+        uint32_t dispatch_ring = 4096;
     } rx;
 
     struct {

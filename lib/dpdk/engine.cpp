@@ -1,162 +1,188 @@
-#include <rte_bus_vdev.h>
 #include <rte_cycles.h>
-#include <rte_dev.h>
-#include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
-#include <rte_version.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <stdexcept>
 
 #include "dpdk/eal.hpp"
+#include "dpdk/port.hpp"
 #include "events/rst_event.hpp"
+#include "flow/flow_key.hpp"
 
 namespace rstmon::dpdk {
 namespace {
 
 constexpr size_t kScratch = 512;  // header bytes copied out of a multi-segment mbuf
+constexpr uint16_t kMaxBurst = 512;
 
 std::runtime_error dpdk_error(const std::string& what, int err) {
     return std::runtime_error(what + ": " + rte_strerror(err < 0 ? -err : err));
 }
 
-// Symmetric Toeplitz key: with 0x6d5a repeated, hash(a->b) == hash(b->a), so both directions of
-// a connection land on the same queue and worker.
-uint8_t kSymmetricRssKey[40] = {
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
-
 int ts_dynfield_offset = -1;
 uint64_t ts_dynflag = 0;
 
-}  // namespace
-
-std::string dpdk_version() { return rte_version(); }
-
-Eal::Eal(const std::vector<std::string>& args) {
-    std::vector<char*> argv;
-    static std::vector<std::string> keep;  // EAL may keep pointers into argv
-    keep = args;
-    for (auto& a : keep) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (rte_eal_init(static_cast<int>(keep.size()), argv.data()) < 0)
-        throw std::runtime_error(std::string("EAL initialisation failed: ") +
-                                 rte_strerror(rte_errno));
+uint64_t wall_ns() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
 }
 
-Eal::~Eal() { rte_eal_cleanup(); }
+// TSC-timed wall clock: read once per burst, never per packet.
+struct BurstClock {
+    uint64_t hz = rte_get_tsc_hz(), tsc0 = rte_rdtsc(), wall0 = wall_ns();
+    uint64_t now(uint64_t tsc) const {
+        return wall0 + static_cast<uint64_t>(static_cast<double>(tsc - tsc0) * 1e9 /
+                                             static_cast<double>(hz));
+    }
+};
+
+using Scratch = std::array<uint8_t, kScratch>;
+
+// mbuf -> Frame: contiguous data in place, else the headers copied out.
+inline void to_frame(rte_mbuf* m, uint16_t port_index, uint64_t now_ns, Scratch& scratch,
+                     pipeline::Frame& f) {
+    f.port = port_index;
+    f.wire_len = m->pkt_len;
+    if (rte_pktmbuf_is_contiguous(m)) {
+        f.data = rte_pktmbuf_mtod(m, const uint8_t*);
+        f.len = m->data_len;
+    } else {
+        const uint32_t want = m->pkt_len < kScratch ? m->pkt_len : kScratch;
+        f.data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, want, scratch.data()));
+        f.len = f.data ? want : 0;
+    }
+    if (ts_dynflag && (m->ol_flags & ts_dynflag))
+        // net_pcap (DPDK 22.11) stores the capture time in microseconds.
+        f.ts_ns = *RTE_MBUF_DYNFIELD(m, ts_dynfield_offset, rte_mbuf_timestamp_t*) * 1000;
+    else
+        f.ts_ns = now_ns;
+}
+
+}  // namespace
 
 struct Engine::WorkerCtx {
     Engine* engine = nullptr;
     unsigned lcore = 0;
     uint16_t id = 0;
-    std::vector<std::pair<uint16_t, uint16_t>> queues;  // (port index, queue)
+    std::vector<std::pair<uint16_t, uint16_t>> queues;  // (port index, queue) polled directly
+    rte_ring* ring = nullptr;                           // or frames handed over by dispatch
     std::unique_ptr<flow::FlowTable> table;
     std::unique_ptr<metrics::LcoreStats> stats;
     std::unique_ptr<pipeline::Worker> worker;
     std::atomic<bool> done{false};
     bool capture_time = false;  // timestamps come from the capture (offline): no wall-clock expiry
-    std::vector<std::array<uint8_t, kScratch>> scratch = std::vector<std::array<uint8_t, kScratch>>(512);
+    // Header copies of multi-segment frames. On the heap: thread_local storage this large would
+    // inflate every thread's static TLS (civetweb's 100 KiB stacks then fail to start).
+    std::vector<Scratch> scratch = std::vector<Scratch>(kMaxBurst);
 };
 
-static int worker_main(void* arg);
+struct Engine::DispatchCtx {
+    Engine* engine = nullptr;
+    unsigned lcore = 0;
+    std::unique_ptr<metrics::LcoreStats> stats;  // frames lost to full rings
+    std::atomic<bool> done{false};
+};
 
-Engine::Engine(const EngineConfig& cfg) : cfg_(cfg), ports_(cfg.ports) {
+unsigned Engine::lcores_needed(uint32_t workers, bool software_dispatch) {
+    return workers + (software_dispatch && workers > 1 ? 1 : 0);
+}
+
+static int worker_main(void* arg);
+static int dispatch_main(void* arg);
+
+Engine::Engine(const EngineConfig& cfg)
+    : cfg_(cfg), port_index_(RTE_MAX_ETHPORTS, 0), ports_(cfg.ports) {
+    if (ports_.empty()) throw std::runtime_error("no ports configured");
+    if (cfg.burst == 0 || cfg.burst > kMaxBurst)
+        throw std::runtime_error("burst must be 1-" + std::to_string(kMaxBurst));
     // DPDK object names are global to the process: make ours unique per engine.
     static std::atomic<unsigned> instances{0};
     const std::string tag = std::to_string(instances.fetch_add(1));
-    if (ports_.empty()) throw std::runtime_error("no ports configured");
-    if (rte_lcore_count() < cfg.workers + 1)
-        throw std::runtime_error("need " + std::to_string(cfg.workers) +
-                                 " worker lcore(s) plus the main lcore, the EAL has " +
-                                 std::to_string(rte_lcore_count()) + " (EAL option -l)");
+
+    std::vector<ProbedPort> probed;
+    bool all_rss = true, any_ts = false;
+    for (const PortSpec& ps : ports_) {
+        probed.push_back(probe_port(ps));
+        all_rss &= probed.back().rss && probed.back().max_rx_queues >= cfg.workers;
+        any_ts |= ps.want_timestamps;
+        port_ids_.push_back(probed.back().id);
+        port_index_[probed.back().id] = static_cast<uint16_t>(port_ids_.size() - 1);
+    }
+    mode_ = cfg.workers == 1 ? DispatchMode::direct
+                             : (all_rss ? DispatchMode::rss : DispatchMode::software);
+    const unsigned need = lcores_needed(cfg.workers, mode_ == DispatchMode::software);
+    if (rte_lcore_count() < need + 1)
+        throw std::runtime_error(
+            "need " + std::to_string(need) + " lcore(s) besides the main one for " +
+            std::to_string(cfg.workers) + " worker(s)" +
+            (mode_ == DispatchMode::software ? " and the software dispatcher" : "") +
+            ", the EAL has " + std::to_string(rte_lcore_count() - 1) + " (EAL option -l)");
 
     const unsigned socket = rte_socket_id();
-    pool_ = rte_pktmbuf_pool_create(("rstmon_rx" + tag).c_str(), cfg.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+    const uint16_t room = cfg.mbuf_data_room ? cfg.mbuf_data_room : RTE_MBUF_DEFAULT_BUF_SIZE;
+    pool_ = rte_pktmbuf_pool_create(("rstmon_rx" + tag).c_str(), cfg.mbufs, 256, 0, room,
                                     static_cast<int>(socket));
     if (pool_ == nullptr) throw dpdk_error("cannot create the mbuf pool", rte_errno);
-
-    bool any_ts = false;
-    for (const PortSpec& p : ports_) any_ts |= p.want_timestamps;
     if (any_ts && rte_mbuf_dyn_rx_timestamp_register(&ts_dynfield_offset, &ts_dynflag) != 0)
         throw dpdk_error("cannot register the mbuf timestamp field", rte_errno);
 
-    for (size_t pi = 0; pi < ports_.size(); ++pi) {
-        const PortSpec& ps = ports_[pi];
-        int rc = rte_dev_probe(ps.device.c_str());
-        if (rc != 0 && rc != -EEXIST)
-            throw dpdk_error("cannot probe device '" + ps.device + "'", rc);
-        const std::string devname = ps.device.substr(0, ps.device.find(','));
-        uint16_t pid;
-        if (rte_eth_dev_get_port_by_name(devname.c_str(), &pid) != 0)
-            throw std::runtime_error("device '" + devname + "' is not an ethdev port");
-        port_ids_.push_back(pid);
-
-        rte_eth_dev_info info{};
-        if ((rc = rte_eth_dev_info_get(pid, &info)) != 0)
-            throw dpdk_error("cannot query port " + ps.name, rc);
-        const uint16_t nq = static_cast<uint16_t>(cfg.workers);
-        if (nq > info.max_rx_queues)
-            throw std::runtime_error("port " + ps.name + " has " +
-                                     std::to_string(info.max_rx_queues) + " RX queue(s); " +
-                                     std::to_string(cfg.workers) +
-                                     " workers need one queue each with RSS (set workers: 1)");
-        rte_eth_conf conf{};
-        if (nq > 1) {
-            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf.rss_key = kSymmetricRssKey;
-            conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
-            conf.rx_adv_conf.rss_conf.rss_hf =
-                (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) & info.flow_type_rss_offloads;
-        }
-        if (ps.want_timestamps && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP))
-            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
-        const uint16_t ntx = info.max_tx_queues > 0 ? 1 : 0;
-        if ((rc = rte_eth_dev_configure(pid, nq, ntx, &conf)) != 0)
-            throw dpdk_error("cannot configure port " + ps.name, rc);
-        uint16_t nrx = cfg.descriptors, ntxd = 512;
-        rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nrx, &ntxd);
-        const int psock = rte_eth_dev_socket_id(pid) < 0 ? static_cast<int>(socket)
-                                                          : rte_eth_dev_socket_id(pid);
-        for (uint16_t q = 0; q < nq; ++q)
-            if ((rc = rte_eth_rx_queue_setup(pid, q, nrx, psock, nullptr, pool_)) != 0)
-                throw dpdk_error("cannot set up RX queue of port " + ps.name, rc);
-        if (ntx && (rc = rte_eth_tx_queue_setup(pid, 0, ntxd, psock, nullptr)) != 0)
-            throw dpdk_error("cannot set up TX queue of port " + ps.name, rc);
-        if ((rc = rte_eth_dev_start(pid)) != 0)
-            throw dpdk_error("cannot start port " + ps.name, rc);
-        rte_eth_promiscuous_enable(pid);  // a SPAN port sees other hosts' MACs; some PMDs refuse
-        if (nq > 1 && info.reta_size > 0) {
-            std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE + 1);
-            for (uint16_t i = 0; i < info.reta_size; ++i) {
-                auto& e = reta[i / RTE_ETH_RETA_GROUP_SIZE];
-                e.mask |= 1ull << (i % RTE_ETH_RETA_GROUP_SIZE);
-                e.reta[i % RTE_ETH_RETA_GROUP_SIZE] = i % nq;
-            }
-            rte_eth_dev_rss_reta_update(pid, reta.data(), info.reta_size);
-        }
+    // Inline: every port that receives frames to forward needs one TX queue per worker on its
+    // peer (workers transmit what they processed).
+    std::vector<uint16_t> txq(ports_.size(), 0);
+    for (const PortSpec& ps : ports_) {
+        if (ps.forward_to < 0) continue;
+        if (static_cast<size_t>(ps.forward_to) >= ports_.size())
+            throw std::runtime_error("port " + ps.name + " forwards to an unknown port");
+        txq[ps.forward_to] = static_cast<uint16_t>(cfg.workers);
+    }
+    for (size_t i = 0; i < ports_.size(); ++i) {
+        PortSetup s;
+        s.rx_queues = mode_ == DispatchMode::rss ? static_cast<uint16_t>(cfg.workers) : 1;
+        s.tx_queues = txq[i];
+        s.descriptors = cfg.descriptors;
+        s.rss = mode_ == DispatchMode::rss;
+        s.timestamps = ports_[i].want_timestamps;
+        start_port(probed[i], ports_[i].name, s, pool_);
     }
 
     unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+    if (mode_ == DispatchMode::software) {
+        dispatch_ = std::make_unique<DispatchCtx>();
+        dispatch_->engine = this;
+        dispatch_->lcore = lcore;
+        dispatch_->stats = std::make_unique<metrics::LcoreStats>();
+        lcore = rte_get_next_lcore(lcore, 1, 0);
+    }
     for (uint32_t w = 0; w < cfg.workers; ++w, lcore = rte_get_next_lcore(lcore, 1, 0)) {
         auto ctx = std::make_unique<WorkerCtx>();
         ctx->engine = this;
         ctx->lcore = lcore;
         ctx->id = static_cast<uint16_t>(w);
+        const int sock = static_cast<int>(rte_lcore_to_socket_id(lcore));
         for (size_t pi = 0; pi < ports_.size(); ++pi) {
-            ctx->queues.emplace_back(static_cast<uint16_t>(pi), static_cast<uint16_t>(w));
+            if (mode_ != DispatchMode::software)
+                ctx->queues.emplace_back(static_cast<uint16_t>(pi),
+                                         mode_ == DispatchMode::rss ? w : 0);
             ctx->capture_time |= ports_[pi].want_timestamps;
         }
-        const int sock = static_cast<int>(rte_lcore_to_socket_id(lcore));
+        if (mode_ == DispatchMode::software) {
+            const std::string rn = "rstmon_d" + tag + "_" + std::to_string(w);
+            ctx->ring = rte_ring_create(rn.c_str(), cfg.dispatch_ring, sock,
+                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (ctx->ring == nullptr) throw dpdk_error("cannot create a dispatch ring", rte_errno);
+            dispatch_rings_.push_back(ctx->ring);
+        }
         ctx->table = std::make_unique<flow::FlowTable>("rstmon_flows" + tag + "_" + std::to_string(w),
                                                        cfg.flow_table_size, sock, cfg.timeouts);
         ctx->stats = std::make_unique<metrics::LcoreStats>();
@@ -184,16 +210,22 @@ Engine::~Engine() {
         request_stop();
         rte_eal_mp_wait_lcore();
     }
-    for (uint16_t pid : port_ids_) {
-        rte_eth_dev_stop(pid);
-        rte_eth_dev_close(pid);
+    for (rte_ring* r : dispatch_rings_) {  // frames still queued go back to the pool
+        void* m;
+        while (rte_ring_sc_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
     }
+    for (uint16_t pid : port_ids_) stop_port(pid);
     workers_.clear();
     for (rte_ring* r : event_rings_) rte_ring_free(r);
+    for (rte_ring* r : dispatch_rings_) rte_ring_free(r);
     rte_mempool_free(pool_);
 }
 
 void Engine::launch() {
+    if (dispatch_) {
+        const int rc = rte_eal_remote_launch(dispatch_main, dispatch_.get(), dispatch_->lcore);
+        if (rc != 0) throw dpdk_error("cannot launch the dispatch lcore", rc);
+    }
     for (auto& w : workers_) {
         const int rc = rte_eal_remote_launch(worker_main, w.get(), w->lcore);
         if (rc != 0) throw dpdk_error("cannot launch worker lcore", rc);
@@ -204,7 +236,11 @@ void Engine::launch() {
 bool Engine::all_stopped() const {
     for (const auto& w : workers_)
         if (!w->done.load(std::memory_order_acquire)) return false;
-    return true;
+    return all_stopped_dispatch();
+}
+
+bool Engine::all_stopped_dispatch() const {
+    return !dispatch_ || dispatch_->done.load(std::memory_order_acquire);
 }
 
 void Engine::join() {
@@ -216,6 +252,14 @@ void Engine::join() {
 std::vector<const metrics::LcoreStats*> Engine::stats() const {
     std::vector<const metrics::LcoreStats*> v;
     for (const auto& w : workers_) v.push_back(w->stats.get());
+    if (dispatch_) v.push_back(dispatch_->stats.get());
+    return v;
+}
+
+std::vector<std::string> Engine::lcore_names() const {
+    std::vector<std::string> v;
+    for (const auto& w : workers_) v.push_back("worker" + std::to_string(w->id));
+    if (dispatch_) v.push_back("dispatch");
     return v;
 }
 
@@ -223,6 +267,13 @@ uint64_t Engine::frames_received() const {
     uint64_t n = 0;
     for (const auto& w : workers_)
         for (const auto& c : w->stats->port_packets) n += c.load();
+    return n;
+}
+
+uint64_t Engine::frames_dropped() const {
+    uint64_t n = 0;
+    for (const auto& w : workers_) n += w->stats->dispatch_dropped.load();
+    if (dispatch_) n += dispatch_->stats->dispatch_dropped.load();
     return n;
 }
 
@@ -234,64 +285,82 @@ PortCounters Engine::port_counters(size_t i) const {
         pc.imissed = s.imissed;
         pc.ierrors = s.ierrors;
         pc.rx_nombuf = s.rx_nombuf;
+        pc.opackets = s.opackets;
+        pc.oerrors = s.oerrors;
     }
     return pc;
 }
 
-// The per-lcore loop: burst receive, hand frames to the pipeline, free. Stops when the engine
-// asks; periodic work (busy ratio, idle expiry) is timed by TSC, not per packet.
+// Frames a worker has processed: forwarded unchanged out of the peer port (inline), else freed.
+static void release(Engine& eng, const Engine::WorkerCtx& ctx, rte_mbuf** mbufs,
+                    const pipeline::Frame* frames, uint16_t n) {
+    const auto& ports = eng.config().ports;
+    uint16_t i = 0;
+    while (i < n) {
+        const int peer = ports[frames[i].port].forward_to;
+        uint16_t j = i + 1;  // a run of frames from the same port
+        while (j < n && frames[j].port == frames[i].port) ++j;
+        if (peer < 0) {
+            rte_pktmbuf_free_bulk(mbufs + i, j - i);
+        } else {
+            const uint16_t sent =
+                rte_eth_tx_burst(eng.port_ids()[peer], ctx.id, mbufs + i, j - i);
+            ctx.stats->tx_packets[peer].add(sent);
+            if (sent < j - i) {
+                ctx.stats->tx_dropped[peer].add(j - i - sent);
+                rte_pktmbuf_free_bulk(mbufs + i + sent, j - i - sent);
+            }
+        }
+        i = j;
+    }
+}
+
+// The per-lcore loop: burst receive (from queues or the dispatch ring), hand frames to the
+// pipeline, release. Periodic work (busy ratio, idle expiry) is timed by TSC, not per packet.
 static int worker_main(void* arg) {
     auto* ctx = static_cast<Engine::WorkerCtx*>(arg);
     Engine& eng = *ctx->engine;
-    const uint16_t burst = eng.burst_size();
+    const uint16_t burst = eng.config().burst;
     const auto& port_ids = eng.port_ids();
     pipeline::Worker& worker = *ctx->worker;
     metrics::LcoreStats& stats = *ctx->stats;
+    rte_mbuf* mbufs[kMaxBurst];
+    pipeline::Frame frames[kMaxBurst];
+    const BurstClock clock;
+    uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
 
-    rte_mbuf* mbufs[512];
-    pipeline::Frame frames[512];
-    // Header copies of multi-segment frames. Per worker on the heap: thread_local storage this
-    // large would inflate every thread's static TLS (civetweb's 100 KiB stacks then fail).
-    auto& scratch = ctx->scratch;
+    auto run = [&](uint16_t n, uint64_t now_ns, int port_index) {
+        for (uint16_t i = 0; i < n; ++i)
+            to_frame(mbufs[i],
+                     port_index >= 0 ? static_cast<uint16_t>(port_index)
+                                     : eng.port_index(mbufs[i]->port),
+                     now_ns, ctx->scratch[i], frames[i]);
+        worker.process(frames, n);
+        release(eng, *ctx, mbufs, frames, n);
+    };
 
-    const uint64_t hz = rte_get_tsc_hz();
-    const uint64_t tsc0 = rte_rdtsc();
-    const uint64_t wall0 = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
-    uint64_t busy = 0, polled = 0, last_flush = tsc0;
-
-    while (!eng.stop_requested()) {
+    for (;;) {
+        const bool stopping = eng.stop_requested();
         const uint64_t t0 = rte_rdtsc();
+        const uint64_t now_ns = clock.now(t0);
         bool any = false;
-        const uint64_t now_ns = wall0 + static_cast<uint64_t>(
-                                            static_cast<double>(t0 - tsc0) * 1e9 / static_cast<double>(hz));
-        for (const auto& [pi, q] : ctx->queues) {
-            const uint16_t n = rte_eth_rx_burst(port_ids[pi], q, mbufs, burst);
-            if (n == 0) continue;
-            any = true;
-            for (uint16_t i = 0; i < n; ++i) {
-                rte_mbuf* m = mbufs[i];
-                pipeline::Frame& f = frames[i];
-                f.port = pi;
-                f.wire_len = m->pkt_len;
-                if (rte_pktmbuf_is_contiguous(m)) {
-                    f.data = rte_pktmbuf_mtod(m, const uint8_t*);
-                    f.len = m->data_len;
-                } else {
-                    const uint32_t want = m->pkt_len < kScratch ? m->pkt_len : kScratch;
-                    f.data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, want, scratch[i].data()));
-                    f.len = f.data ? want : 0;
-                }
-                if (ts_dynflag && (m->ol_flags & ts_dynflag))
-                    // net_pcap (DPDK 22.11) stores the capture time in microseconds.
-                    f.ts_ns = *RTE_MBUF_DYNFIELD(m, ts_dynfield_offset, rte_mbuf_timestamp_t*) * 1000;
-                else
-                    f.ts_ns = now_ns;
+        if (ctx->ring) {
+            const unsigned n = rte_ring_sc_dequeue_burst(ctx->ring, reinterpret_cast<void**>(mbufs),
+                                                         burst, nullptr);
+            if (n > 0) {
+                any = true;
+                run(static_cast<uint16_t>(n), now_ns, -1);
             }
-            worker.process(frames, n);
-            rte_pktmbuf_free_bulk(mbufs, n);
+            // Stop only once the dispatcher has stopped and the ring is drained.
+            if (stopping && n == 0 && eng.all_stopped_dispatch()) break;
+        } else {
+            if (stopping) break;
+            for (const auto& [pi, q] : ctx->queues) {
+                const uint16_t n = rte_eth_rx_burst(port_ids[pi], q, mbufs, burst);
+                if (n == 0) continue;
+                any = true;
+                run(n, now_ns, pi);
+            }
         }
         const uint64_t t1 = rte_rdtsc();
         if (any)
@@ -299,7 +368,7 @@ static int worker_main(void* arg) {
         else if (!ctx->capture_time)
             worker.idle(now_ns);
         polled += t1 - t0;
-        if (t1 - last_flush > hz / 10) {  // 10 times a second
+        if (t1 - last_flush > clock.hz / 10) {  // 10 times a second
             stats.busy_cycles.add(busy);
             stats.poll_cycles.add(polled);
             busy = polled = 0;
@@ -311,6 +380,60 @@ static int worker_main(void* arg) {
     // Pending RSTs become final; at the end of a replay, flows whose timeouts passed by the last
     // packet's time end too (their outcome is counted).
     worker.finish(ctx->capture_time);
+    ctx->done.store(true, std::memory_order_release);
+    return 0;
+}
+
+// Software dispatch for ports without symmetric RSS: parse just enough for the flow key, hash it
+// symmetrically, hand the frame to that worker's ring. Both directions meet on one worker.
+static int dispatch_main(void* arg) {
+    auto* ctx = static_cast<Engine::DispatchCtx*>(arg);
+    Engine& eng = *ctx->engine;
+    const EngineConfig& cfg = eng.config();
+    const auto& port_ids = eng.port_ids();
+    const uint16_t burst = cfg.burst;
+    const uint32_t nworkers = cfg.workers;
+    const std::vector<rte_ring*>& rings = eng.dispatch_rings();
+    rte_mbuf* mbufs[kMaxBurst];
+    std::vector<std::vector<rte_mbuf*>> out(nworkers, std::vector<rte_mbuf*>(kMaxBurst));
+    std::vector<uint16_t> nout(nworkers);
+    Scratch scratch;
+    packet::TcpSegment seg;
+    flow::FlowKey key;
+
+    while (!eng.stop_requested()) {
+        for (size_t pi = 0; pi < port_ids.size(); ++pi) {
+            const uint16_t n = rte_eth_rx_burst(port_ids[pi], 0, mbufs, burst);
+            if (n == 0) continue;
+            std::fill(nout.begin(), nout.end(), 0);
+            for (uint16_t i = 0; i < n; ++i) {
+                pipeline::Frame f;
+                to_frame(mbufs[i], static_cast<uint16_t>(pi), 0, scratch, f);
+                uint32_t w = 0;  // what is not TCP goes to worker 0, which counts it
+                if (packet::parse(cfg.ports[pi].link, f.data, f.len, seg).status ==
+                    packet::ParseStatus::tcp) {
+                    flow::make_key(seg, key);
+                    w = flow::symmetric_hash(key) % nworkers;
+                }
+                out[w][nout[w]++] = mbufs[i];
+            }
+            for (uint32_t w = 0; w < nworkers; ++w) {
+                uint16_t done = 0;
+                while (done < nout[w]) {
+                    done += static_cast<uint16_t>(rte_ring_sp_enqueue_burst(
+                        rings[w], reinterpret_cast<void* const*>(out[w].data() + done),
+                        nout[w] - done, nullptr));
+                    if (done == nout[w]) break;
+                    if (!cfg.lossless || eng.stop_requested()) {  // live: never block the NIC
+                        ctx->stats->dispatch_dropped.add(nout[w] - done);
+                        rte_pktmbuf_free_bulk(out[w].data() + done, nout[w] - done);
+                        break;
+                    }
+                    rte_pause();  // offline: the worker will make room
+                }
+            }
+        }
+    }
     ctx->done.store(true, std::memory_order_release);
     return 0;
 }

@@ -72,6 +72,11 @@ void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
         t.untracked_packets += l->untracked_packets.load();
         t.events_dropped += l->events_dropped.load();
         t.rst_finalized_early += l->rst_finalized_early.load();
+        t.dispatch_dropped += l->dispatch_dropped.load();
+        for (size_t p = 0; p < kMaxPorts; ++p) {
+            t.tx_packets[p] += l->tx_packets[p].load();
+            t.tx_dropped[p] += l->tx_dropped[p].load();
+        }
         for (size_t o = 0; o < kOutcomeCount; ++o) t.connections[o] += l->connections[o].load();
     }
 }
@@ -205,14 +210,52 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     out.push_back(std::move(ev.f));
 
     FamilyBuilder busy("rstmon_lcore_busy_ratio",
-                       "Share of polling cycles spent on packets, by worker lcore",
+                       "Share of polling cycles spent on packets, by lcore (since start)",
                        MetricType::Gauge, app);
     for (size_t i = 0; i < stats_.size(); ++i) {
         const uint64_t poll = stats_[i]->poll_cycles.load();
+        if (poll == 0 && i < info_.lcore_names.size() && info_.lcore_names[i] == "dispatch")
+            continue;
         const double r = poll ? static_cast<double>(stats_[i]->busy_cycles.load()) / poll : 0.0;
-        busy.add(r, {{"worker", std::to_string(i)}});
+        busy.add(r, {{"lcore", i < info_.lcore_names.size() ? info_.lcore_names[i]
+                                                             : std::to_string(i)}});
     }
     out.push_back(std::move(busy.f));
+
+    single("rstmon_dispatch_dropped_total",
+           "Frames lost because a worker's dispatch ring was full (software dispatch, live)",
+           MetricType::Counter, t.dispatch_dropped);
+
+    FamilyBuilder txp("rstmon_tx_packets_total", "Inline mode: frames forwarded out of a port",
+                      MetricType::Counter, app);
+    FamilyBuilder txd("rstmon_tx_dropped_total",
+                      "Inline mode: frames a port's TX queue refused (lost in the bump)",
+                      MetricType::Counter, app);
+    for (size_t p = 0; p < info_.port_names.size() && p < kMaxPorts; ++p) {
+        txp.add(static_cast<double>(t.tx_packets[p]), {{"port", info_.port_names[p]}});
+        txd.add(static_cast<double>(t.tx_dropped[p]), {{"port", info_.port_names[p]}});
+    }
+    out.push_back(std::move(txp.f));
+    out.push_back(std::move(txd.f));
+
+    if (info_.nic_counters) {
+        const auto nic = info_.nic_counters();
+        FamilyBuilder missed("rstmon_nic_missed_packets_total",
+                             "Frames the NIC dropped because no RX descriptor was free (imissed)",
+                             MetricType::Counter, app);
+        FamilyBuilder errors("rstmon_nic_errors_total", "Erroneous frames received (ierrors)",
+                             MetricType::Counter, app);
+        FamilyBuilder nombuf("rstmon_nic_rx_nombuf_total",
+                             "RX mbuf allocation failures (rx_nombuf)", MetricType::Counter, app);
+        for (size_t p = 0; p < nic.size() && p < info_.port_names.size(); ++p) {
+            missed.add(static_cast<double>(nic[p].imissed), {{"port", info_.port_names[p]}});
+            errors.add(static_cast<double>(nic[p].ierrors), {{"port", info_.port_names[p]}});
+            nombuf.add(static_cast<double>(nic[p].rx_nombuf), {{"port", info_.port_names[p]}});
+        }
+        out.push_back(std::move(missed.f));
+        out.push_back(std::move(errors.f));
+        out.push_back(std::move(nombuf.f));
+    }
 
     FamilyBuilder info("rstmon_build_info", "Build information; value is always 1",
                        MetricType::Gauge, app);

@@ -4,6 +4,7 @@
 
 #include <prometheus/collectable.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,12 +17,19 @@ class Exposer;
 
 namespace rstmon::metrics {
 
+// Per-port NIC drop counters (rte_eth_stats), read at scrape time.
+struct NicCounters {
+    uint64_t imissed = 0, ierrors = 0, rx_nombuf = 0;
+};
+
 struct ExporterInfo {
     std::string appliance;                 // label on every series
     std::vector<std::string> port_names;   // by port index
     std::vector<std::string> service_names;  // index 0 = "other"
     std::string version;
     std::string dpdk_version;
+    std::vector<std::string> lcore_names;  // by entry of the stats vector
+    std::function<std::vector<NicCounters>()> nic_counters;  // may be empty
 };
 
 // Totals over all workers, used by the offline report as well as the exporter.
@@ -33,7 +41,8 @@ struct Totals {
     uint64_t sliced = 0, tcp_packets = 0, rst_packets = 0;
     uint64_t flows_created = 0, flows_active = 0, flows_expired = 0, flows_evicted = 0;
     uint64_t flow_table_full = 0, untracked_packets = 0, events_dropped = 0;
-    uint64_t rst_finalized_early = 0;
+    uint64_t rst_finalized_early = 0, dispatch_dropped = 0;
+    uint64_t tx_packets[kMaxPorts]{}, tx_dropped[kMaxPorts]{};
     uint64_t connections[kOutcomeCount]{};
 
     uint64_t packets() const;

@@ -62,6 +62,9 @@ struct alignas(64) LcoreStats {
     Counter events_dropped;     // RST events lost to a full ring or the rate limit
     Counter rst_finalized_early;  // RSTs made final before their episode ended (queue full)
     Counter connections[kOutcomeCount];  // how connections ended
+    Counter tx_packets[kMaxPorts];   // inline mode: frames forwarded out of this port
+    Counter tx_dropped[kMaxPorts];   // inline mode: frames the port's TX queue refused
+    Counter dispatch_dropped;        // software dispatch: frames lost to a full worker ring
     Counter busy_cycles;        // cycles spent on non-empty bursts
     Counter poll_cycles;        // cycles spent polling in all
 };

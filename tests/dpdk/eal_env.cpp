@@ -9,7 +9,8 @@ class EalEnvironment : public ::testing::Environment {
 public:
     void SetUp() override {
         eal_ = std::make_unique<rstmon::dpdk::Eal>(std::vector<std::string>{
-            "dpdk_tests", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "-l", "0-1",
+            "dpdk_tests", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry",
+            "--lcores=0@0,1@1,2@0,3@1",
             "--log-level=3"});
     }
     void TearDown() override { eal_.reset(); }
