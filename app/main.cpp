@@ -99,7 +99,7 @@ std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
     a.push_back("--lcores=" + lcores);
     if (offline) a.push_back("--no-pci");
     const uint64_t need_mb =
-        64 + static_cast<uint64_t>(c.rx.mbufs) * 2560 / (1 << 20) +
+        64 + static_cast<uint64_t>(c.rx.mbufs) * (c.rx.mbuf_size + 320) / (1 << 20) +
         static_cast<uint64_t>(c.workers) *
             (static_cast<uint64_t>(c.flow_table.size) * 2 * flow::FlowTable::bytes_per_flow() /
                  (1 << 20) +
@@ -241,6 +241,7 @@ int run(const Options& opt) {
     ec.ports = ports;
     ec.workers = cfg.workers;
     ec.mbufs = cfg.rx.mbufs;
+    ec.mbuf_data_room = static_cast<uint16_t>(cfg.rx.mbuf_size);
     ec.burst = cfg.rx.burst;
     ec.descriptors = cfg.rx.descriptors;
     ec.dispatch_ring = cfg.rx.dispatch_ring;

@@ -16,6 +16,7 @@ packages=(
   libdpdk-dev dpdk libhyperscan-dev prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-prometheus-client python3-scapy tcpdump iproute2 ethtool nftables
+  dpdk-dev argus-server argus-client tshark time
 )
 
 install_missing() {

@@ -163,7 +163,8 @@ Config parse(const YAML::Node& root) {
     }
     {
         MapReader rr(r.child("rx"), "rx");
-        rr.integer("mbufs", c.rx.mbufs, 1023, 1u << 24);
+        rr.integer("mbufs", c.rx.mbufs, 1023, 1u << 28);
+        rr.integer("mbuf_size", c.rx.mbuf_size, 256, 65535);
         rr.integer("burst", c.rx.burst, 1, 512);
         rr.integer("descriptors", c.rx.descriptors, 64, 32768);
         rr.integer("dispatch_ring", c.rx.dispatch_ring, 64, 1u << 20);

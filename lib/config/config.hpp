@@ -40,6 +40,7 @@ struct Config {
 
     struct {
         uint32_t mbufs = 16383;
+        uint32_t mbuf_size = 2176;  // data room incl. 128 bytes headroom
         uint16_t burst = 32;
         uint16_t descriptors = 1024;
         uint32_t dispatch_ring = 4096;

@@ -118,7 +118,7 @@ void Worker::end_connection(const flow::FlowRecord& rec) {
 void Worker::restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment& seg,
                                  tcp::Side side, uint64_t ts_ns) {
     tcp::Connection& c = rec.conn;
-    if (likely(!c.episode.active) || !c.any_rst() || rec.ms(ts_ns) < c.episode.end_ms) return;
+    if (!c.episode.active || !c.any_rst() || rec.ms(ts_ns) < c.episode.end_ms) return;
     end_connection(rec);
     const tcp::Side client = c.client;
     c.start(seg, side);
@@ -161,7 +161,7 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
         rec->conn.start(seg, side, after_fin);
         rec->gen = gen;
         rec->first_ns = f.ts_ns;
-    } else {
+    } else if (unlikely(rec->conn.episode.active)) {
         restart_after_reset(*rec, seg, side, f.ts_ns);
     }
     tcp::Connection& c = rec->conn;
@@ -205,7 +205,7 @@ uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& k
 void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                         const flow::FlowKey& key, tcp::Side side) {
     stats_.rst_packets.inc();
-    if (rec != nullptr) restart_after_reset(*rec, seg, side, f.ts_ns);
+    if (rec != nullptr && rec->conn.episode.active) restart_after_reset(*rec, seg, side, f.ts_ns);
     tcp::Connection* c = rec ? &rec->conn : nullptr;
     classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds,
                                              c ? hosts_.lookup(seg.src) : 0,

@@ -39,7 +39,7 @@ struct WorkerConfig {
     bool events_lossless = false;  // offline: wait for ring space instead of dropping
     uint32_t events_per_second = 0;  // 0 = unlimited
     uint32_t events_burst = 1000;
-    uint32_t sweep_per_burst = 64;  // flow slots examined for expiry per burst
+    uint32_t sweep_per_burst = 8;  // flow slots examined for expiry per burst (and idle poll)
     uint32_t pending_rsts = 16384;  // RSTs waiting for their episode to end (linger)
 };
 
