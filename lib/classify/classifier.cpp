@@ -74,12 +74,15 @@ Cause handshake_cause(const Connection& c, Side x, const packet::TcpSegment& rst
             return ttl_bad ? Cause::middlebox_reject : Cause::port_closed;
         return Cause::unclassified;
     }
+    if (x != client && c.dir[x].syn && !c.established && (c.syn_conflict || c.bad_handshake_ack))
+        return Cause::invalid_segment;  // SYN-RECV refuses a conflicting SYN or a wrong ACK
     if (x == client && !c.established) {
         if (c.syn_answered_by_ack) {
             // SYN -> bare ACK with ack != ISN + 1 -> RST from the client. On a 4-tuple that had
             // just closed, that ACK came from a TIME_WAIT socket; otherwise it was invalid.
             return c.reused ? Cause::time_wait_reuse : Cause::invalid_segment;
         }
+        if (c.bad_synack) return Cause::invalid_segment;  // SYN-SENT refuses a bad SYN-ACK
         if (c.synack && !rst.has(ack) && rst.seq == c.dir[c.server()].last_ack) {
             // The client has no socket for the SYN-ACK (NO_SOCKET reset, seq = its ack). Late or
             // after retransmitted SYNs: the application gave up connecting; prompt answer to a
@@ -164,6 +167,8 @@ Cause on_episode_segment(const Connection& c, Side side, const packet::TcpSegmen
                          Cause current) {
     const tcp::Episode& e = c.episode;
     if (!e.active || side != e.side) return current;  // the peer's answers are aftermath
+    // An endpoint that refused one bogus segment keeps its connection: it may go on talking.
+    if (current == Cause::invalid_segment) return current;
     if (seg.has(packet::tcpflag::rst)) {
         // A burst of RSTs from one "sender" with jumping sequence numbers: forged.
         return seg.seq != e.seq ? Cause::injected : current;

@@ -42,12 +42,19 @@ void Connection::update(const packet::TcpSegment& seg, Side side, Ms now) {
         if (!d.syn) {
             d.isn = seg.seq;
             d.wscale = seg.wscale;
+            if (side == client && !seg.has(ack) && seg.has_ts) syn_tsval = seg.tsval;
+        } else if (side == client && !seg.has(ack) && seg.seq != d.isn && !established) {
+            syn_conflict = 1;  // not a retransmission: another ISN on a half-open connection
         }
         d.syn = 1;
         bump(d.syn_count);
         if (seg.has(ack) && side != client && client != kNoSide && !synack) {
             synack = 1;
             synack_ms = now;
+            const Direction& cl = dir[client];
+            if ((cl.syn && seg.ack != cl.isn + 1) ||
+                (syn_tsval != 0 && seg.has_ts && seg.tsecr != syn_tsval))
+                bad_synack = 1;
         }
     } else if (seg.has(ack) && side != client && client != kNoSide && !synack &&
                dir[client].syn && !established) {
@@ -81,7 +88,12 @@ void Connection::update(const packet::TcpSegment& seg, Side side, Ms now) {
         }
         d.last_ack = seg.ack;
         d.ack_known = 1;
-        if (synack && side == client && !seg.has(syn)) established = 1;
+        if (synack && side == client && !seg.has(syn) && !established) {
+            if (seg.ack == peer.isn + 1)
+                established = 1;
+            else
+                bad_handshake_ack = 1;  // acknowledges something the server never sent
+        }
     }
     if (seg.has(fin)) d.fin = 1;
 }

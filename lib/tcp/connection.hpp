@@ -77,7 +77,12 @@ struct Connection {
     uint8_t established : 1 = 0;      // client's ACK of the SYN-ACK seen
     uint8_t syn_answered_by_ack : 1 = 0;  // the client's SYN got a bare ACK, not a SYN-ACK
     uint8_t reused : 1 = 0;           // this connection reuses a 4-tuple that had just closed
+    uint8_t bad_synack : 1 = 0;       // a SYN-ACK acknowledged the wrong ISN or echoed the wrong
+                                      // timestamp (RFC 7323 PAWS): invalid for SYN-SENT
+    uint8_t bad_handshake_ack : 1 = 0;  // the client's ACK of the SYN-ACK acknowledged wrongly
+    uint8_t syn_conflict : 1 = 0;     // a second client SYN with another ISN during the handshake
     uint8_t rst_count = 0;            // RSTs seen (saturating)
+    uint32_t syn_tsval = 0;           // timestamp value of the client's SYN (0 = none)
 
     Side server() const { return client == kNoSide ? kNoSide : other(client); }
     bool any_fin() const { return dir[0].fin || dir[1].fin; }

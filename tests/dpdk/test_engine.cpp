@@ -23,6 +23,7 @@ const std::string kLab = std::string(RSTMON_SOURCE_ROOT) + "/tests/data/rst-lab.
 
 struct Packet {
     std::vector<uint8_t> bytes;
+    uint64_t ts_us = 0;
 };
 
 std::vector<Packet> read_pcap(const std::string& path) {
@@ -32,7 +33,10 @@ std::vector<Packet> read_pcap(const std::string& path) {
     if (!p) return v;
     pcap_pkthdr* h;
     const u_char* d;
-    while (pcap_next_ex(p, &h, &d) == 1) v.push_back({{d, d + h->caplen}});
+    while (pcap_next_ex(p, &h, &d) == 1)
+        v.push_back({{d, d + h->caplen},
+                     static_cast<uint64_t>(h->ts.tv_sec) * 1000000 +
+                         static_cast<uint64_t>(h->ts.tv_usec)});
     pcap_close(p);
     return v;
 }
@@ -168,7 +172,8 @@ TEST(Engine, SeveralPortsFeedOneAppliance) {
         moved.push_back(p);
     }
     const std::string second = tmp_path("second.pcap");
-    write_pcap(second, moved, 1700000000ull * 1000000);
+    // Same clock as the first port, as two ports of one appliance would see.
+    write_pcap(second, moved, in.front().ts_us);
     dpdk::EngineConfig ec = base_config();
     ec.workers = 1;
     dpdk::PortSpec a, b;

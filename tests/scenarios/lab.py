@@ -333,6 +333,17 @@ class Tap:
                     raise LabError("tap: no %s within %.1f s" % (what, timeout))
                 self.cv.wait(min(left, 0.1))
 
+    def wait_quiet(self, quiet, timeout):
+        """Waits until no packet has been seen for `quiet` seconds (at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.cv:
+                last = self.pkts[-1].ts if self.pkts else 0.0
+            if time.time() - last >= quiet:
+                return True
+            time.sleep(0.02)
+        return False
+
     def close(self):
         self.stop_flag = True
         self.thread.join(timeout=2)
@@ -447,6 +458,7 @@ table inet rs {
   set mbstr { type inet_service; }
   set idle { type inet_service; }
   set ackhold { type inet_service; }
+  set synack_hold { type inet_service; }
   chain raw_pre {
     type filter hook prerouting priority raw;
     meta l4proto tcp tcp dport != @idle tcp sport != @idle notrack
@@ -460,6 +472,7 @@ table inet rs {
     tcp dport @bh drop
     tcp sport @bh drop
     tcp dport @ackhold tcp flags & (fin | syn | rst | psh | ack) == ack drop
+    tcp sport @synack_hold tcp flags & (syn | ack) == syn | ack drop
     tcp dport @mb reject with tcp reset
     tcp dport @mbstr @ih,0,56 0x424c4f434b4d45 reject with tcp reset
     tcp dport @idle ct state invalid reject with tcp reset
@@ -483,7 +496,10 @@ table inet rs {
   }
 }
 """)
-        # Server: hold back SYN-ACKs of a port (packets marked PASS_MARK still pass).
+        # Server: hold back SYN-ACKs of a port (packets marked PASS_MARK still pass). Note:
+        # a SYN-ACK *retransmission* refused by the local firewall makes the kernel drop the
+        # request (inet_rtx_syn_ack fails); to hold SYN-ACKs across a retransmission, use
+        # the router's synack_hold set instead.
         self.srv.nft("""
 table inet rs {
   set synack_drop { type inet_service; }
