@@ -336,3 +336,46 @@ TEST(Cause, OrphanAbortIsNotLinger) {
     EXPECT_EQ(v->cause, Cause::orphan_abort);
     EXPECT_EQ(v->stage, Stage::closing);
 }
+
+TEST(Cause, InvalidSynAckWrongAck) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.server(syn | ack, 5000, 4242);  // acknowledges an ISN the client never used
+    EXPECT_EQ(c.client(rst, 4242, 0)->cause, Cause::invalid_segment);
+}
+
+TEST(Cause, InvalidSynAckPawsTimestamp) {
+    Conversation c;
+    c.c2s().options = {8, 10, 0, 0, 0, 100, 0, 0, 0, 0};  // SYN tsval 100
+    c.client(syn, 1000, 0);
+    c.s2c().options = {8, 10, 0, 0, 0, 7, 0, 0, 0, 99};   // SYN-ACK echoes 99, not 100
+    c.server(syn | ack, 5000, 1001);
+    EXPECT_EQ(c.client(rst, 1001, 0)->cause, Cause::invalid_segment);
+}
+
+TEST(Cause, InvalidConflictingSynIntoSynRecv) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.server(syn | ack, 5000, 1001);
+    c.client(syn, 1500, 0);  // another ISN on the half-open connection
+    EXPECT_EQ(c.server(rst | ack, 0, 1501)->cause, Cause::invalid_segment);
+}
+
+TEST(Cause, InvalidHandshakeAck) {
+    Conversation c;
+    c.client(syn, 1000, 0);
+    c.server(syn | ack, 5000, 1001);
+    c.client(ack, 1001, 777777);  // does not acknowledge the SYN-ACK
+    EXPECT_FALSE(c.conn().established);
+    EXPECT_EQ(c.server(rst, 777777, 0)->cause, Cause::invalid_segment);
+}
+
+TEST(Cause, RefusedBogusSegmentIsNotReLabelledByLaterTalk) {
+    tcp::Connection k;
+    k.episode.active = 1;
+    k.episode.side = 1;
+    packet::TcpSegment synack;
+    synack.flags = syn | ack;
+    EXPECT_EQ(classify::on_episode_segment(k, 1, synack, Cause::invalid_segment),
+              Cause::invalid_segment);
+}
