@@ -27,13 +27,33 @@ struct Rng {  // splitmix64: small, fast, reproducible everywhere
     uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }
 };
 
+// The RST causes a connection script can end with (named as rstmon names them), or a FIN close.
+// Causes that need wall-clock gaps (idle_timeout, connect_timeout) or a reused 4-tuple
+// (time_wait_reuse) are left to the scenario suite.
+#define SCRIPTS(X)                                                                               \
+    X(fin, 790) X(port_closed, 50) X(linger_abort, 40) X(unread_data_close, 40)                 \
+    X(data_after_close, 15) X(orphan_abort, 10) X(scan_probe, 10) X(stale_connection, 10)       \
+    X(middlebox_reject, 5) X(listen_overflow, 5) X(injected, 5) X(invalid_segment, 5)           \
+    X(keepalive_timeout, 10) X(retransmission_timeout, 5)
 enum class Script : uint8_t {
-    fin, port_closed, linger_abort, unread_data_close, data_after_close, orphan_abort, scan_probe,
-    stale_connection, middlebox_reject, listen_overflow, count_
+#define X(name, share) name,
+    SCRIPTS(X)
+#undef X
+        count_
 };
 // Per mille of connections. About one in five ends with an RST (Arlitt & Williamson found 15-25%).
-constexpr uint16_t kShare[] = {800, 60, 40, 40, 20, 10, 10, 10, 5, 5};
+constexpr uint16_t kShare[] = {
+#define X(name, share) share,
+    SCRIPTS(X)
+#undef X
+};
+constexpr const char* kScriptName[] = {
+#define X(name, share) #name,
+    SCRIPTS(X)
+#undef X
+};
 static_assert(sizeof kShare / sizeof kShare[0] == static_cast<size_t>(Script::count_));
+uint64_t g_rsts[static_cast<size_t>(Script::count_)] = {};  // RSTs written, by script
 
 constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10;
 
@@ -45,6 +65,7 @@ struct Conn {
     uint8_t step = 0;
     uint8_t data_rounds = 0;
     bool retransmit = false;
+    uint32_t unacked = 0;
 };
 
 class Writer {
@@ -103,9 +124,11 @@ public:
         h.caplen = h.len = len < 60 ? 60 : len;
         pcap_dump(reinterpret_cast<u_char*>(dump_), &h, f);
         ++packets_;
+        if (flags & 0x04) ++rsts_;
         return payload;
     }
     uint64_t packets() const { return packets_; }
+    uint64_t rsts() const { return rsts_; }
 
 private:
     static void put16(uint8_t* p, uint16_t v) { p[0] = v >> 8, p[1] = v & 0xff; }
@@ -115,7 +138,7 @@ private:
     bool imix_;
     Rng rng_;
     uint8_t buf_[2048];
-    uint64_t ts_us_ = 0, packets_ = 0;
+    uint64_t ts_us_ = 0, packets_ = 0, rsts_ = 0;
     uint16_t ipid_ = 1;
 };
 
@@ -128,6 +151,10 @@ Script pick(Rng& r) {
     return Script::fin;
 }
 
+// Servers that have sent a packet: a firewall's reset is only recognisable against the server's
+// own TTL, so middlebox_reject is scripted only for servers already seen.
+std::vector<bool> g_server_seen(256);
+
 void fresh(Conn& c, uint64_t id, Rng& r) {
     c = Conn{};
     c.cip = 0x0a000000u | static_cast<uint32_t>(id % 0xfffffe + 1);  // 10.0.0.0/8
@@ -137,18 +164,28 @@ void fresh(Conn& c, uint64_t id, Rng& r) {
     c.cseq = static_cast<uint32_t>(r.next());
     c.sseq = static_cast<uint32_t>(r.next());
     c.script = pick(r);
+    if (c.script == Script::middlebox_reject && !g_server_seen[c.sip & 0xff]) c.script = Script::fin;
     c.data_rounds = static_cast<uint8_t>(1 + r.below(3));
     c.retransmit = r.below(50) == 0;  // 2% of connections re-send a segment
 }
 
 // Emits the connection's next packet; returns false when the connection is over.
+bool step_inner(Conn& c, Writer& w);
 bool step(Conn& c, Writer& w) {
+    const uint64_t before = w.rsts();
+    const bool more = step_inner(c, w);
+    g_rsts[static_cast<size_t>(c.script)] += w.rsts() - before;
+    return more;
+}
+
+bool step_inner(Conn& c, Writer& w) {
     const uint8_t ct = 64, st = 60, fw = 64;  // TTLs: client, server (4 hops), firewall (0 hops)
     auto C = [&](uint8_t fl, bool data) {
         c.cseq += w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq, c.sseq, fl, data, ct) +
                   ((fl & (SYN | FIN)) ? 1 : 0);
     };
     auto S = [&](uint8_t fl, bool data) {
+        g_server_seen[c.sip & 0xff] = true;
         c.sseq += w.seg(c.sip, c.sport, c.cip, c.cport, c.sseq, c.cseq, fl, data, st) +
                   ((fl & (SYN | FIN)) ? 1 : 0);
     };
@@ -164,6 +201,14 @@ bool step(Conn& c, Writer& w) {
             if (s == 0) return C(SYN, false), true;
             if (s == 1) return S(SYN | ACK, false), true;
             w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq, 0, RST, false, ct);
+            return false;
+        case Script::invalid_segment:  // a SYN-ACK acknowledging the wrong ISN is refused
+            if (s == 0) return C(SYN, false), true;
+            if (s == 1) {
+                w.seg(c.sip, c.sport, c.cip, c.cport, c.sseq, c.cseq + 1000, SYN | ACK, false, st);
+                return true;
+            }
+            w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq + 1000, 0, RST, false, ct);
             return false;
         default:
             break;
@@ -217,6 +262,36 @@ bool step(Conn& c, Writer& w) {
             if (e == 0) return C(PSH | ACK, true), true;
             w.seg(c.sip, c.sport, c.cip, c.cport, c.sseq, 0, RST, false, st);
             return false;
+        case Script::injected:  // a forged RST (another hop distance), and the server talks on
+            if (e == 0) return C(PSH | ACK, true), true;
+            if (e == 1) {
+                w.seg(c.sip, c.sport, c.cip, c.cport, c.sseq, c.cseq, RST | ACK, false, fw);
+                return true;
+            }
+            S(PSH | ACK, true);
+            return false;
+        case Script::keepalive_timeout:  // two unanswered probes (seq = snd_una - 1), then abort
+            if (e < 2) {
+                w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq - 1, c.sseq, ACK, false, ct);
+                return true;
+            }
+            w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq, c.sseq, RST | ACK, false, ct);
+            return false;
+        case Script::retransmission_timeout:  // re-sent, never acknowledged; later the peer
+            if (e == 0) {                        // speaks to a socket that is gone
+                c.unacked = c.cseq;
+                return C(PSH | ACK, true), true;
+            }
+            if (e < 4) {
+                w.seg(c.cip, c.cport, c.sip, c.sport, c.unacked, c.sseq, PSH | ACK, true, ct);
+                return true;
+            }
+            if (e == 4) {
+                w.seg(c.sip, c.sport, c.cip, c.cport, c.sseq, c.unacked, PSH | ACK, true, st);
+                return true;
+            }
+            w.seg(c.cip, c.cport, c.sip, c.sport, c.unacked, 0, RST, false, ct);
+            return false;
         default:
             return false;
     }
@@ -230,7 +305,8 @@ int main(int argc, char** argv) {
     CLI::App app{"Deterministic mirrored-TCP traffic generator for the rstmon benchmark"};
     app.add_option("--out", out, "pcap file to write")->required();
     app.add_option("--flows", flows, "concurrent connections")->check(CLI::Range(1ull, 50000000ull));
-    app.add_option("--packets", packets, "packets to write (default 4 x flows)");
+    app.add_option("--packets", packets,
+                   "packets before the open connections are run to their end (default 4 x flows)");
     app.add_option("--size", size, "64 (every frame 64 bytes) or imix")
         ->check(CLI::IsMember({"64", "imix"}));
     app.add_option("--seed", seed, "random seed");
@@ -247,8 +323,19 @@ int main(int argc, char** argv) {
     while (w.packets() < packets)
         for (size_t i = 0; i < slots.size() && w.packets() < packets; ++i)
             if (!step(slots[i], w)) fresh(slots[i], next_id++, rng);
-    std::printf("{\"packets\":%llu,\"flows\":%llu,\"connections\":%llu,\"size\":\"%s\"}\n",
+    // Then let the open connections run to their end (no new ones), so every scripted RST is on
+    // the wire: the file holds slightly more than --packets packets.
+    std::vector<bool> open(slots.size(), true);
+    for (size_t left = slots.size(); left > 0;)
+        for (size_t i = 0; i < slots.size(); ++i)
+            if (open[i] && !step(slots[i], w)) open[i] = false, --left;
+    std::printf("{\"packets\":%llu,\"flows\":%llu,\"connections\":%llu,\"size\":\"%s\","
+                "\"rsts\":{",
                 static_cast<unsigned long long>(w.packets()), static_cast<unsigned long long>(flows),
                 static_cast<unsigned long long>(next_id), size.c_str());
+    for (size_t i = 1; i < static_cast<size_t>(Script::count_); ++i)
+        std::printf("%s\"%s\":%llu", i > 1 ? "," : "", kScriptName[i],
+                    static_cast<unsigned long long>(g_rsts[i]));
+    std::printf("}}\n");
     return 0;
 }
