@@ -63,6 +63,7 @@ void FlowTable::lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord**
         if (pos[i] >= 0 && static_cast<uint32_t>(pos[i]) < slots_) {
             out[i] = &records_[pos[i]];
             rte_prefetch0(out[i]);
+            rte_prefetch0(reinterpret_cast<const uint8_t*>(out[i]) + 64);
         } else {
             out[i] = nullptr;
         }
