@@ -62,6 +62,15 @@ public:
     // flows; any other packet is refused (nullptr) so live flows keep being tracked.
     FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
     void remove(const FlowKey& key);
+    // Lazy refresh: a record found by lookup whose timeout has passed at `now_ns` is removed here
+    // (as the sweep would have, hook and all) and true is returned: the caller starts afresh.
+    // So expiry does not depend on when the incremental sweep reaches a slot.
+    bool expire_if_stale(FlowRecord* r, uint64_t now_ns) {
+        if (!expired(*r, now_ns)) return false;
+        erase_at(position(r), RemoveReason::expired);
+        stats_.expired++;
+        return true;
+    }
     void set_remove_hook(RemoveHook hook, void* ctx) {
         hook_ = hook;
         hook_ctx_ = ctx;

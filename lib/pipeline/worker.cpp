@@ -80,12 +80,11 @@ void Worker::finish(bool expire) {
         pending_head_ = (pending_head_ + 1) % pending_.size();
         pending_count_--;
     }
-    if (expire) {
-        // End of a capture: flows whose timeouts passed by its last packet end, and so do the
-        // connections already closed by FIN or RST; the others were still open when it stopped.
-        table_.sweep(now_ns_, table_.capacity());
-        table_.erase_if([](const flow::FlowRecord& r) { return r.conn.any_fin() || r.conn.any_rst(); });
-    }
+    // End of the run: connections already closed by FIN or RST end (their outcome counts); at
+    // the end of a capture, so do flows whose timeouts passed by its last packet. The others
+    // were still open when it stopped.
+    if (expire) table_.sweep(now_ns_, table_.capacity());
+    table_.erase_if([](const flow::FlowRecord& r) { return r.conn.any_fin() || r.conn.any_rst(); });
     publish();
 }
 
@@ -135,6 +134,7 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
                         tcp::Side side, flow::FlowRecord* rec) {
     stats_.tcp_packets.inc();
     if (unlikely(seg.sliced)) stats_.sliced.inc();
+    if (rec != nullptr && unlikely(table_.expire_if_stale(rec, f.ts_ns))) rec = nullptr;
 
     if (unlikely(seg.has(rst))) {
         handle_rst(f, seg, rec, key, side);

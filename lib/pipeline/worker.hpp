@@ -52,8 +52,8 @@ public:
     void process(const Frame* frames, uint32_t n);
     // Called when a poll returned nothing: expiry and RST episodes progress on an idle link.
     void idle(uint64_t now_ns);
-    // End of the run: finalize every pending RST; with `expire`, also expire the flows whose
-    // timeouts have passed at the last packet's time (end of a capture replay).
+    // End of the run: finalize every pending RST and end the connections closed by FIN or RST;
+    // with `expire`, also the flows whose timeouts passed by the last packet (end of a replay).
     void finish(bool expire);
     // Publishes table gauges into the stats (cheap; once per burst or poll round).
     void publish();

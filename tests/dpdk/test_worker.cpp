@@ -214,6 +214,15 @@ TEST_F(WorkerTest, OutcomesAreCountedWhenFlowsEnd) {
     EXPECT_EQ(table_->active(), 0u);
 }
 
+TEST_F(WorkerTest, AFlowPastItsTimeoutExpiresOnItsNextPacketWhateverTheSweep) {
+    client(syn, 1000, 0);
+    now_ += 31000 * kMs;  // past the 30 s handshake timeout; the sweep has not reached the slot
+    server(syn | ack, 5000, 1001);
+    EXPECT_EQ(outcome(metrics::Outcome::handshake_timeout), 1u);
+    EXPECT_EQ(table_->stats().expired, 1u);
+    EXPECT_EQ(table_->stats().created, 2u);  // the late SYN-ACK starts a new, mid-stream flow
+}
+
 TEST_F(WorkerTest, FullPendingQueueFinalizesTheOldestEarly) {
     worker_.reset();
     cfg_.pending_rsts = 2;

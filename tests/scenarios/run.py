@@ -38,7 +38,9 @@ PY = "/usr/bin/python3"
 # rstmon config keys used by both runs. Extend here when rstmon grows more thresholds
 # (linger, ttl_tolerance, retransmission_run, keepalive_probes, connect_late).
 THRESHOLDS = {"idle_threshold": S.IDLE_THRESHOLD}
-CONFIG = {"flow_table": {"size": 65536}, "thresholds": THRESHOLDS}
+CONFIG = {"flow_table": {"size": 65536, "handshake_timeout": "%gs" % S.HANDSHAKE_TIMEOUT},
+          "thresholds": THRESHOLDS}
+OUTCOMES = ("fin", "rst", "handshake_timeout", "idle_expired")
 
 # instances whose first RST may be preceded by a variable number of aftermath RSTs
 MULTI_RST = {"injected", "listen_overflow"}
@@ -510,7 +512,7 @@ ABBREV = {
 
 
 def fmt_matrix(pairs, extra, title, causes):
-    rows_order = [c for c in S.CAUSES] + ["normal", "unknown"]
+    rows_order = [c for c in S.CAUSES] + S.NO_RST + ["normal", "unknown"]
     got = collections.Counter()
     cols = set()
     for r, e in pairs:
@@ -578,11 +580,30 @@ def multiset(evs):
                                 e["cause"]) for e in evs)
 
 
-def scrape_packets(port):
+def scrape(port):
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=3) as r:
-            body = r.read().decode()
+            return r.read().decode()
     except OSError:
+        return None
+
+
+def scrape_outcomes(port):
+    """rstmon_connections_total by outcome, or None if the metrics cannot be read."""
+    body = scrape(port)
+    if body is None:
+        return None
+    out = dict.fromkeys(OUTCOMES, 0)
+    for line in body.splitlines():
+        m = re.match(r'rstmon_connections_total\{[^}]*outcome="([a-z_]+)"[^}]*\}\s+(\S+)', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+    return out
+
+
+def scrape_packets(port):
+    body = scrape(port)
+    if body is None:
         return None
     n = 0
     found = False
@@ -601,7 +622,8 @@ def parse_args(argv):
     ap.add_argument("--rstmon", default=DEFAULT_RSTMON, help="rstmon binary")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep the pcap, truth, events, configs and logs of this run in DIR")
-    ap.add_argument("--only", help="comma-separated causes to provoke (normal traffic always)")
+    ap.add_argument("--only", help="comma-separated causes (or handshake_timeout) to provoke "
+                    "(normal traffic always)")
     ap.add_argument("--instances", type=int, default=5, help="instances per cause (default 5)")
     ap.add_argument("--no-live", action="store_true", help="skip the live rstmon run")
     ap.add_argument("--seed", type=int, help="random seed (default: random)")
@@ -610,11 +632,12 @@ def parse_args(argv):
         ap.error("--instances must be 1..%d" % S.MAX_INSTANCES)
     if a.only:
         a.causes = [c.strip() for c in a.only.split(",") if c.strip()]
-        bad = [c for c in a.causes if c not in S.CAUSES]
+        bad = [c for c in a.causes if c not in S.SCENARIO_NAMES]
         if bad:
-            ap.error("unknown cause(s): %s (known: %s)" % (", ".join(bad), ", ".join(S.CAUSES)))
+            ap.error("unknown cause(s): %s (known: %s)" % (", ".join(bad),
+                                                          ", ".join(S.SCENARIO_NAMES)))
     else:
-        a.causes = list(S.CAUSES)
+        a.causes = list(S.SCENARIO_NAMES)
     return a
 
 
@@ -764,7 +787,7 @@ def main(argv):
         results = {}
         threads = []
         slow = {"idle_timeout", "keepalive_timeout", "retransmission_timeout",
-                "connect_timeout", "stale_connection"}
+                "connect_timeout", "stale_connection", "handshake_timeout"}
         for c in args.causes:
             if c in S.GROUPS:
                 t = threading.Thread(target=S.run_group, daemon=True,
@@ -801,6 +824,7 @@ def main(argv):
             raise L.LabError("tcpdump exited %s: %s" % (rc, td.stderr[-2000:]))
         live_report = None
         live_short = None
+        live_scraped = None
         if live is not None:
             # wait until live rstmon has taken in at least what tcpdump wrote, and settles
             last, stable_since = None, time.monotonic()
@@ -817,6 +841,17 @@ def main(argv):
             if last is None or last < td_captured:
                 live_short = "live rstmon took in %s frames, fewer than tcpdump's %d" % (
                     last, td_captured)
+            # the handshake_timeout flows end by the live expiry sweep (idle polls), not at
+            # exit: the scenario stayed until HANDSHAKE_TIMEOUT after its last SYN, so they
+            # should be counted already; allow a little slack before reading the report
+            want_ht = len(insts.get("handshake_timeout", []))
+            live_scraped = scrape_outcomes(live_port)
+            dl = time.monotonic() + 3
+            while want_ht and time.monotonic() < dl and (
+                    live_scraped is None or live_scraped["handshake_timeout"] < want_ht):
+                time.sleep(0.1)
+                live_scraped = scrape_outcomes(live_port)
+            log("live rstmon connection outcomes before stopping: %s" % live_scraped)
             t_stop = time.monotonic()
             lrc = live.stop(signal.SIGINT, timeout=60)
             log("live rstmon stopped in %.2f s" % (time.monotonic() - t_stop))
@@ -851,6 +886,7 @@ def main(argv):
         result.update(insts=insts, pmap=pmap, failures=failures, have_trace=have_trace,
                       live=live is not None, live_ev=live_ev, live_report=live_report,
                       normal_count=dict(normal.count), inj_log=inj_log,
+                      live_scraped=live_scraped,
                       to_real=trace.to_real)
     except (KeyboardInterrupt, Terminated):
         log("interrupted: cleaning up")
@@ -928,6 +964,10 @@ def analyse(args, work, rstmon, pcap, result, t_start):
         f.write(p.stderr)
     if p.returncode != 0:
         failures.append("offline rstmon exited %d: %s" % (p.returncode, p.stderr.strip()[-1500:]))
+    try:
+        off_report = json.loads(p.stdout)
+    except ValueError:
+        off_report = None
     evs_off = read_events(ev_off)
     evs_live = read_events(result["live_ev"]) if result["live"] else None
 
@@ -940,7 +980,7 @@ def analyse(args, work, rstmon, pcap, result, t_start):
     per_inst = collections.Counter(r["port"] for r in rows)
     out.append("")
     out.append("%-24s %-16s %-28s %s" % ("cause", "RSTs/instance", "sent by", "kernel reasons"))
-    for c in args.causes:
+    for c in [c for c in args.causes if c in S.CAUSES]:
         counts = [per_inst.get(inst.port, 0) for inst in insts[c]]
         rs = collections.Counter(r["reason"] for r in rows if r["cause"] == c)
         who = collections.Counter(r["who"] for r in rows if r["cause"] == c)
@@ -951,6 +991,7 @@ def analyse(args, work, rstmon, pcap, result, t_start):
             if per_inst.get(inst.port, 0) == 0 and not any(
                     inst.cause in f for f in failures):
                 failures.append("%r: no RST on the wire" % inst)
+    check_no_rst(out, failures, insts, pkts, per_inst)
     if unmatched:
         out.append("kernel RSTs that never reached the SPAN (dropped on purpose by a "
                    "blackhole/filter): " + ", ".join("%s/%s=%d" % (k[0], k[1], v)
@@ -959,7 +1000,9 @@ def analyse(args, work, rstmon, pcap, result, t_start):
     if missing_reason and result["have_trace"]:
         out.append("WARNING: %d endpoint RST(s) without a tracepoint event" % len(missing_reason))
 
-    normal_rsts = [r for r in rows if r["cause"] in ("normal", "unknown")]
+    check_outcomes(out, failures, insts, off_report, result)
+
+    normal_rsts = [r for r in rows if r["cause"] in ["normal", "unknown"] + S.NO_RST]
     for r in normal_rsts:
         failures.append("RST on %s traffic: %s" % (r["cause"], r["pkt"]))
 
@@ -977,8 +1020,8 @@ def analyse(args, work, rstmon, pcap, result, t_start):
             failures.append("%s: %d RST(s) without their provoked cause" % (title, nbad))
         for e in evs:
             sp = int(e["sport"]) if e["src"] in L.SERVER_IPS else int(e["dport"])
-            if pmap.get(sp) == "normal":
-                failures.append("%s: event on normal traffic: %s" % (title, e))
+            if pmap.get(sp) in ["normal"] + S.NO_RST:
+                failures.append("%s: event on %s traffic: %s" % (title, pmap[sp], e))
 
     check(evs_off, "offline")
     if evs_live is not None:
@@ -1012,6 +1055,63 @@ def analyse(args, work, rstmon, pcap, result, t_start):
     with open(os.path.join(work, "report.txt"), "a") as f:
         f.write("\n" + verdict)
     return 1 if failures else 0
+
+
+def check_no_rst(out, failures, insts, pkts, per_inst):
+    """The handshake_timeout instances on the wire: only client SYNs on their ports (so no
+    RST; RSTs are also failures through the truth rows), and the capture goes on past
+    flow_table.handshake_timeout after the last of them."""
+    hts = insts.get("handshake_timeout", [])
+    if hts:
+        syns = {inst.port: [p for p in pkts if p.dport == inst.port and p.src in L.CLIENT_IPS
+                            and p.flags & 0x17 == 0x02] for inst in hts}
+        other = [p for p in pkts if any(inst.port in (p.sport, p.dport) for inst in hts)
+                 and not (p.dport in syns and p.src in L.CLIENT_IPS and p.flags & 0x17 == 2)]
+        out.append("%-24s %-16s SYNs/instance %s, other segments %d" % (
+            "handshake_timeout", ",".join(str(per_inst.get(i.port, 0)) for i in hts),
+            ",".join(str(len(syns[i.port])) for i in hts), len(other)))
+        for inst in hts:
+            if not syns[inst.port]:
+                failures.append("%r: no SYN on the wire" % inst)
+        for p in other[:10]:
+            failures.append("handshake_timeout: a segment other than a client SYN: %s" % p)
+        # offline, flows expire at the latest at the end of the replay, by the last packet's
+        # time: the capture must go on past the timeout
+        last_syn = max((p.ts for lst in syns.values() for p in lst), default=None)
+        last_pkt = max((p.ts for p in pkts), default=0.0)
+        if last_syn is not None and last_pkt - last_syn <= S.HANDSHAKE_TIMEOUT:
+            failures.append("handshake_timeout: the capture ends %.2f s after the last SYN, "
+                            "not past flow_table.handshake_timeout (%g s)" % (
+                                last_pkt - last_syn, S.HANDSHAKE_TIMEOUT))
+        elif last_syn is not None:
+            out.append("%-24s capture goes on %.1f s past the last SYN (timeout %g s)" % (
+                "", last_pkt - last_syn, S.HANDSHAKE_TIMEOUT))
+
+
+def check_outcomes(out, failures, insts, off_report, result):
+    """rstmon's connection outcomes (offline report, live report at exit, live metrics before
+    the stop) count exactly one handshake_timeout per handshake_timeout instance, and none for
+    any other traffic (checked also when that scenario is not selected: then 0)."""
+    want = len(insts.get("handshake_timeout", []))
+
+    def fmt(d):
+        if d is None:
+            return "(none)"
+        return " ".join("%s=%s" % (k, d.get(k, "?")) for k in OUTCOMES)
+
+    out.append("")
+    out.append("connection outcomes (expect handshake_timeout=%d):" % want)
+    sources = [("offline report", (off_report or {}).get("connections"))]
+    if result["live"]:
+        sources.append(("live report", (result["live_report"] or {}).get("connections")))
+        sources.append(("live metrics", result.get("live_scraped")))
+    for title, conn in sources:
+        out.append("  %-15s %s" % (title, fmt(conn)))
+        if conn is None:
+            failures.append("%s: no connection outcomes" % title)
+        elif conn.get("handshake_timeout") != want:
+            failures.append("%s: handshake_timeout=%s, expected %d (one per instance, none "
+                            "from other traffic)" % (title, conn.get("handshake_timeout"), want))
 
 
 def write_shapes(path, pkts, insts, rows, verdicts):

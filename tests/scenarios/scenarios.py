@@ -7,6 +7,7 @@ events is deterministic; waits poll a condition (socket state, a packet on the c
 with a deadline, and only sleep where the scenario is about time (idle gaps, timeouts).
 """
 
+import errno
 import random
 import socket
 import struct
@@ -22,6 +23,11 @@ CAUSES = [
     "orphan_abort", "idle_timeout", "keepalive_timeout", "retransmission_timeout",
     "stale_connection", "time_wait_reuse", "invalid_segment",
 ]
+# scenarios whose outcome is not an RST: checked through rstmon's connection outcomes
+# (`connections` in the report, rstmon_connections_total{outcome=...}); they follow CAUSES
+# in the port numbering
+NO_RST = ["handshake_timeout"]
+SCENARIO_NAMES = CAUSES + NO_RST
 PORT_BASE = 10000
 MAX_INSTANCES = 50
 
@@ -37,6 +43,15 @@ IDLE_GAP = 5.0                  # idle_timeout: silence before the client speaks
 IDLE_THRESHOLD = "4s"           # rstmon thresholds.idle_threshold (1 s below the gap)
 NORMAL_IDLE = 6.5               # healthy long-lived connections idle longer than IDLE_GAP
 NORMAL_KEEPALIVE_IDLE = 5.0     # keepalive-answered connections idle this long
+# rstmon flow_table.handshake_timeout. Longer than the longest SYN-only stretch of the RST
+# scenarios: connect_timeout's SYN is answered by the late SYN-ACK ~3.05 s later (2.0 s after
+# the retransmitted SYN); with a shorter timeout the live sweep expires those flows first
+HANDSHAKE_TIMEOUT = 4.0
+# handshake_timeout: the client's TCP_SYNCNT. The kernel gives up when the time that many
+# exponentially backed-off retransmissions would take has passed, (2^(n+1)-1) s: 3 s for 1.
+# Since 6.x the first tcp_syn_linear_timeouts (default 4) retransmissions are 1 s apart, so
+# 1 gives SYNs at 0, 1, 2 s (older kernels: 0, 1 s)
+HANDSHAKE_SYNCNT = 1
 
 TRIGGER = "FORBIDDEN"
 INJECT_THINK = 0.1
@@ -49,13 +64,13 @@ _scapy_lock = threading.Lock()
 
 
 def port_of(cause, i):
-    return PORT_BASE + 100 * CAUSES.index(cause) + i
+    return PORT_BASE + 100 * SCENARIO_NAMES.index(cause) + i
 
 
 def port_map(instances):
     """server port -> cause, for every port any scenario may use."""
     m = {p: "normal" for p in NORMAL_PORTS}
-    for c in CAUSES:
+    for c in SCENARIO_NAMES:
         for i in range(instances):
             m[port_of(c, i)] = c
     return m
@@ -721,7 +736,66 @@ def group_stale_connection(ctx, insts):
                      "RST from the restarted server")
 
 
-SCENARIOS = {c: globals()["sc_" + c] for c in CAUSES if "sc_" + c in globals()}
+# --------------------------------------------------------------------------
+# outcomes without an RST
+
+
+def listen_backlog(ns, port, v6=False):
+    """Connections waiting in the accept queue of the listener on port (the rx_queue column of
+    /proc/net/tcp{,6} is sk_ack_backlog for a listening socket); None if none listens."""
+    with ns.enter():
+        with open("/proc/thread-self/net/tcp6" if v6 else "/proc/thread-self/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    for ln in lines:
+        parts = ln.split()
+        if int(parts[1].split(":")[1], 16) == port and int(parts[3], 16) == L.LISTEN:
+            return int(parts[4].split(":")[1], 16)
+    return None
+
+
+def sc_handshake_timeout(ctx, inst):
+    """The SYN backlog is full: the listener drops the SYN silently, the client retransmits it
+    and gives up (TCP_SYNCNT, ETIMEDOUT). Nothing is ever answered, no RST: rstmon
+    must end the flow as handshake_timeout. The accept queue (listen backlog 0, which holds
+    one connection) is filled by a connection made inside the server namespace, over lo, so
+    the SPAN only ever sees the client's SYNs."""
+    lab = ctx.lab
+    inst.v6 = inst.i % 2 == 1
+    ctx.listen(inst.port, inst.fam, backlog=0)             # never accept()ed
+    filler = ctx.sock(lab.srv, inst.fam)
+    filler.settimeout(IO_TIMEOUT)
+    filler.connect((inst.srv, inst.port))
+    L.wait_until(lambda: listen_backlog(lab.srv, inst.port, inst.v6) == 1, 2,
+                 "accept queue full (1 connection > backlog 0)")
+    c = ctx.client(inst.fam)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, HANDSHAKE_SYNCNT)
+    c.setblocking(False)
+    cport = c.getsockname()[1]
+    try:
+        c.connect((inst.srv, inst.port))
+    except BlockingIOError:
+        pass
+    # SYNs at 0, 1, 2 s; the kernel gives up at 3 s without a word
+    wait_state(c, L.CLOSE, 2 ** (HANDSHAKE_SYNCNT + 1) + 3, "client gave up")
+    err = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err != errno.ETIMEDOUT:
+        raise ScenarioError("connect ended with %s, expected ETIMEDOUT" % errno.errorcode.get(
+            err, err))
+    if listen_backlog(lab.srv, inst.port, inst.v6) != 1:
+        raise ScenarioError("accept queue no longer full")
+    mine = ctx.tap.find(lambda p: inst.port in (p.sport, p.dport))
+    syns = [p for p in mine if from_client(inst.port, cport)(p) and p.flags & 0x17 == 0x02]
+    if len(syns) < 1 + HANDSHAKE_SYNCNT or len(mine) != len(syns):
+        raise ScenarioError("expected >= %d SYNs and nothing else on the port, saw: %s" % (
+            1 + HANDSHAKE_SYNCNT, mine))
+    inst.note("accept queue full (backlog 0, filled over lo); %d SYNs dropped, ETIMEDOUT after "
+              "%.1f s" % (len(syns), time.time() - syns[0].ts))
+    # rstmon ends the flow HANDSHAKE_TIMEOUT after its last SYN: stay until then, so the
+    # normal traffic (which runs until every scenario has returned) drives the capture past it
+    time.sleep(max(0.0, syns[-1].ts + HANDSHAKE_TIMEOUT + 1.0 - time.time()))
+
+
+SCENARIOS = {c: globals()["sc_" + c] for c in SCENARIO_NAMES if "sc_" + c in globals()}
 GROUPS = {"stale_connection": group_stale_connection}
 
 
