@@ -153,7 +153,7 @@ log_level: info
             line = p.stderr.readline()
             if not line:
                 if p.poll() is not None:
-                    raise RuntimeError("rstmon exited early")
+                    raise RuntimeError("rstmon exited early: " + p.stderr.read()[-300:].strip())
                 continue
             m = re.search(r"metrics at http://127\.0\.0\.1:(\d+)/metrics", line)
             if m:
@@ -165,8 +165,11 @@ log_level: info
         a, ta = scrape(port), time.monotonic()
         time.sleep(seconds)
         b, tb = scrape(port), time.monotonic()
-        with open(f"/proc/{p.pid}/status") as st:
-            hwm = int(re.search(r"VmHWM:\s+(\d+)", st.read()).group(1))
+        try:
+            with open(f"/proc/{p.pid}/status") as st:
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", st.read()).group(1))
+        except OSError:
+            hwm = 0
         pps = (b["rstmon_packets_total"] - a["rstmon_packets_total"]) / (tb - ta)
         busy = b.get("rstmon_lcore_busy_ratio", 0.0)
         return {"mpps": pps / 1e6, "flows_tracked": int(b.get("rstmon_flows_active", 0)),
@@ -206,7 +209,8 @@ def main():
     gen = os.path.join(args.build, "tests", "bench", "gen_traffic")
     rstmon = os.path.join(args.build, "app", "rstmon")
     pcap = os.path.join(args.workdir, f"traffic-{args.flows}-{packets}-{args.size}.pcap")
-    if not os.path.exists(pcap):
+    # Regenerate when the generator is newer than the cached capture.
+    if not os.path.exists(pcap) or os.path.getmtime(gen) > os.path.getmtime(pcap):
         log(f"generating {pcap}")
         subprocess.run([gen, "--out", pcap + ".tmp", "--flows", str(args.flows), "--packets",
                         str(packets), "--size", args.size], check=True, stdout=subprocess.DEVNULL)

@@ -20,7 +20,7 @@ class GeneratedMix(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.pcap = os.path.join(cls.tmp.name, "mix.pcap")
         out = subprocess.run([GEN, "--out", cls.pcap, "--flows", "20000", "--packets", "200000",
-                              "--seed", "7"], capture_output=True, text=True, check=True,
+                              "--seed", "7", "--finish"], capture_output=True, text=True, check=True,
                              timeout=120).stdout
         cls.truth = json.loads(out)["rsts"]
         cls.cfg = os.path.join(cls.tmp.name, "mix.yaml")
