@@ -60,6 +60,16 @@ def mem_args(need_mb, prefix):
     return ["--no-huge", "-m", str(need_mb), "--no-shconf"]
 
 
+def interrupt(p, timeout):
+    """Ctrl-C for a child's whole process group, SIGKILL if it does not end in time."""
+    os.killpg(p.pid, signal.SIGINT)
+    try:
+        p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+
+
 def timed(cmd, stdout=subprocess.DEVNULL):
     """Runs cmd under /usr/bin/time -v: (seconds, peak RSS in KiB)."""
     t0 = time.monotonic()
@@ -103,12 +113,7 @@ def run_testpmd(pcap, packets, size, seconds):
             if time.monotonic() > deadline:
                 break
     finally:
-        os.killpg(p.pid, signal.SIGINT)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        interrupt(p, 20)
     steady = [r for r in rates[2:] if r > 0] or [r for r in rates if r > 0]
     if not steady:
         return {"error": "testpmd reported no rate"}
@@ -177,12 +182,7 @@ log_level: info
                 "busy_ratio_sum": busy, "dispatch_dropped": int(b.get("rstmon_dispatch_dropped_total", 0)),
                 "nic_rx_nombuf": int(b.get("rstmon_nic_rx_nombuf_total", 0))}
     finally:
-        os.killpg(p.pid, signal.SIGINT)
-        try:
-            p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.communicate()
+        interrupt(p, 60)
 
 
 def head_pcap(src, dst, n):
