@@ -173,7 +173,10 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
     rec->last_ns = f.ts_ns;
     c.update(seg, side, now);
     if (first_from_side) hosts_.learn(seg.src, seg.ttl);
-    if (c.service == 0) c.service = service_of(seg, key, &c);
+    if (unlikely(!c.service_set)) {  // once per flow, not per packet
+        c.service = service_of(seg, key, &c);
+        c.service_set = c.client != tcp::kNoSide;
+    }
 }
 
 // Without a handshake, the roles come from the ports: a configured service port, else a

@@ -81,6 +81,7 @@ struct Connection {
                                       // timestamp (RFC 7323 PAWS): invalid for SYN-SENT
     uint8_t bad_handshake_ack : 1 = 0;  // the client's ACK of the SYN-ACK acknowledged wrongly
     uint8_t syn_conflict : 1 = 0;     // a second client SYN with another ISN during the handshake
+    uint8_t service_set : 1 = 0;      // `service` is final (decided once the roles are known)
     uint8_t rst_count = 0;            // RSTs seen (saturating)
     uint32_t syn_tsval = 0;           // timestamp value of the client's SYN (0 = none)
 
