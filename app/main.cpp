@@ -31,7 +31,9 @@ using namespace rstmon;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_quit{false};
+std::atomic<bool> g_reload{false};
 void on_signal(int) { g_quit.store(true); }
+void on_sighup(int) { g_reload.store(true); }
 
 constexpr int kExitUsage = 2;  // bad options, config or input file
 constexpr int kExitRuntime = 1;
@@ -164,7 +166,8 @@ std::string host_name() {
     return buf;
 }
 
-int run(const Options& opt) {
+// The config file with the command line's overrides on top, validated. Throws ConfigError.
+config::Config load_config(const Options& opt) {
     config::Config cfg = opt.config_path.empty() ? config::defaults()
                                                  : config::load_file(opt.config_path);
     if (!opt.log_level.empty()) cfg.log_level = opt.log_level;
@@ -172,6 +175,57 @@ int run(const Options& opt) {
     if (!opt.metrics_listen.empty()) cfg.metrics.listen = opt.metrics_listen;
     if (!opt.events.empty()) cfg.events.path = opt.events;
     config::validate(cfg);
+    return cfg;
+}
+
+// First line of a secret file, without its line end. Throws ConfigError naming the key.
+std::string read_secret(const std::string& path, const std::string& key) {
+    std::ifstream in(path);
+    std::string line;
+    if (!in || !std::getline(in, line))
+        throw config::ConfigError(key + ": cannot read '" + path + "'");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) throw config::ConfigError(key + ": '" + path + "' starts with an empty line");
+    return line;
+}
+
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// SIGHUP: reload and check the config file. A bad file is logged and counted; the running
+// config stays. Settings that shape the data path (ports, workers, table sizes) need a restart.
+void reload_config(const Options& opt, metrics::ReloadStatus& status) {
+    try {
+        const config::Config cfg = load_config(opt);
+        spdlog::set_level(level_of(cfg.log_level));
+        // Logged before it is counted: whoever sees the counter move finds the log line.
+        spdlog::info("config reloaded from {} (log level applied; ports, workers, tables, "
+                     "thresholds and metrics settings take effect at restart)",
+                     opt.config_path.empty() ? std::string("built-in defaults") : opt.config_path);
+        status.last_ok.store(true);
+        status.last_success_s.store(unix_now());
+        status.succeeded.fetch_add(1);
+    } catch (const std::exception& e) {
+        spdlog::error("config reload failed, keeping the running config: {}", e.what());
+        status.last_ok.store(false);
+        status.failed.fetch_add(1);
+    }
+}
+
+int run(const Options& opt) {
+    const double start_time = unix_now();
+    config::Config cfg = load_config(opt);
+    // Files the metrics endpoint needs are checked before anything starts.
+    metrics::MetricsServerOptions mo;
+    mo.listen = cfg.metrics.listen;
+    mo.tls_cert_file = cfg.metrics.tls_cert_file;
+    if (!cfg.metrics.auth_username.empty()) {
+        mo.username = cfg.metrics.auth_username;
+        mo.password = read_secret(cfg.metrics.auth_password_file, "metrics.basic_auth.password_file");
+    }
+    if (!mo.tls_cert_file.empty() && access(mo.tls_cert_file.c_str(), R_OK) != 0)
+        throw config::ConfigError("metrics.tls.cert_file: cannot read '" + mo.tls_cert_file + "'");
     spdlog::set_level(level_of(cfg.log_level));
     if (cfg.appliance.empty()) cfg.appliance = host_name();
 
@@ -286,20 +340,25 @@ int run(const Options& opt) {
         }
         return v;
     };
+    static metrics::ReloadStatus reload_status;  // outlives the exporter's scrapes
+    reload_status.last_success_s.store(start_time);
+    info.start_time_s = start_time;
+    info.reload = &reload_status;
     auto collectable = std::make_shared<metrics::StatsCollectable>(info, engine->stats());
     std::unique_ptr<metrics::MetricsServer> server;
     const bool serve = cfg.metrics.enabled && (!offline || opt.serve);
     if (serve) {
         try {
-            server = std::make_unique<metrics::MetricsServer>(cfg.metrics.listen, collectable);
+            server = std::make_unique<metrics::MetricsServer>(mo, collectable);
         } catch (const std::exception& e) {
             std::cerr << "rstmon: cannot serve metrics on " << cfg.metrics.listen << ": "
                       << e.what() << "\n";
             return kExitRuntime;
         }
         const auto colon = cfg.metrics.listen.rfind(':');
-        spdlog::info("metrics at http://{}:{}/metrics", cfg.metrics.listen.substr(0, colon),
-                     server->port());
+        spdlog::info("metrics at {}://{}:{}/metrics{}", mo.tls_cert_file.empty() ? "http" : "https",
+                     cfg.metrics.listen.substr(0, colon), server->port(),
+                     mo.username.empty() ? "" : " (basic auth)");
     }
 
     const auto start = Clock::now();
@@ -313,6 +372,7 @@ int run(const Options& opt) {
     bool stopping = false;
     while (!engine->all_stopped()) {
         writer.drain(engine->event_rings());
+        if (g_reload.exchange(false)) reload_config(opt, reload_status);
         if (!stopping) {
             bool stop = g_quit.load() || (opt.duration > 0 && elapsed() >= opt.duration);
             if (offline) {
@@ -355,8 +415,10 @@ int run(const Options& opt) {
     if (offline && server) {
         spdlog::info("replay done; serving metrics until Ctrl-C{}",
                      opt.duration > 0 ? " or the --duration ends" : "");
-        while (!g_quit.load() && !(opt.duration > 0 && elapsed() >= opt.duration))
+        while (!g_quit.load() && !(opt.duration > 0 && elapsed() >= opt.duration)) {
+            if (g_reload.exchange(false)) reload_config(opt, reload_status);
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
     }
     server.reset();
     engine.reset();
@@ -420,6 +482,7 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_sighup);
     try {
         return run(opt);
     } catch (const config::ConfigError& e) {

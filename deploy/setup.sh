@@ -17,6 +17,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcap-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-prometheus-client python3-scapy tcpdump iproute2 ethtool nftables
   dpdk-dev argus-server argus-client tshark time
+  prometheus curl openssl libssl-dev python3-yaml python3-matplotlib
 )
 
 install_missing() {

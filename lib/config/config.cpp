@@ -128,6 +128,21 @@ bool valid_label(const std::string& s) {
     return true;
 }
 
+// Bounds that keep start-up compilation quick and every pattern readable in one error line.
+constexpr size_t kMaxPatternsPerList = 64;
+constexpr size_t kMaxPatternLength = 1024;
+
+void check_pattern_list(const std::string& where, const std::vector<std::string>& patterns) {
+    if (patterns.size() > kMaxPatternsPerList)
+        throw ConfigError(where + ": " + std::to_string(patterns.size()) + " patterns, at most " +
+                          std::to_string(kMaxPatternsPerList));
+    for (size_t j = 0; j < patterns.size(); ++j)
+        if (patterns[j].size() > kMaxPatternLength)
+            throw ConfigError(where + "[" + std::to_string(j) + "]: pattern of " +
+                              std::to_string(patterns[j].size()) + " characters, at most " +
+                              std::to_string(kMaxPatternLength));
+}
+
 Config parse(const YAML::Node& root) {
     Config c = defaults();
     MapReader r(root, "");
@@ -174,6 +189,17 @@ Config parse(const YAML::Node& root) {
         MapReader mr(r.child("metrics"), "metrics");
         mr.boolean("enabled", c.metrics.enabled);
         mr.string("listen", c.metrics.listen);
+        {
+            MapReader ar(mr.child("basic_auth"), "metrics.basic_auth");
+            ar.string("username", c.metrics.auth_username);
+            ar.string("password_file", c.metrics.auth_password_file);
+            ar.finish();
+        }
+        {
+            MapReader tr(mr.child("tls"), "metrics.tls");
+            tr.string("cert_file", c.metrics.tls_cert_file);
+            tr.finish();
+        }
         mr.finish();
     }
     {
@@ -196,7 +222,8 @@ Config parse(const YAML::Node& root) {
     }
     if (YAML::Node svc = r.child("services"); svc && !svc.IsNull()) {
         if (!svc.IsSequence())
-            throw ConfigError("services: expected a list of {name, ports}, got " + describe(svc));
+            throw ConfigError("services: expected a list of {name, ports, sni, host}, got " +
+                              describe(svc));
         c.services.clear();
         for (size_t i = 0; i < svc.size(); ++i) {
             const std::string base = "services[" + std::to_string(i) + "]";
@@ -204,10 +231,13 @@ Config parse(const YAML::Node& root) {
             ServiceConfig s;
             sr.string("name", s.name);
             YAML::Node ports = sr.child("ports");
+            s.sni = sr.strings("sni");
+            s.host = sr.strings("host");
             sr.finish();
-            if (!ports || !ports.IsSequence() || ports.size() == 0)
-                throw ConfigError(base + ".ports: expected a non-empty list of port numbers");
-            for (size_t j = 0; j < ports.size(); ++j) {
+            if (ports && !ports.IsNull() && !ports.IsSequence())
+                throw ConfigError(base + ".ports: expected a list of port numbers, got " +
+                                  describe(ports));
+            for (size_t j = 0; ports && ports.IsSequence() && j < ports.size(); ++j) {
                 long long v;
                 if (!ports[j].IsScalar() || !YAML::convert<long long>::decode(ports[j], v))
                     throw ConfigError(base + ".ports[" + std::to_string(j) +
@@ -220,8 +250,27 @@ Config parse(const YAML::Node& root) {
             c.services.push_back(s);
         }
     }
+    if (YAML::Node trg = r.child("triggers"); trg && !trg.IsNull()) {
+        if (!trg.IsSequence())
+            throw ConfigError("triggers: expected a list of {name, pattern}, got " + describe(trg));
+        c.triggers.clear();
+        for (size_t i = 0; i < trg.size(); ++i) {
+            MapReader tr(trg[i], "triggers[" + std::to_string(i) + "]");
+            TriggerConfig t;
+            tr.string("name", t.name);
+            tr.string("pattern", t.pattern);
+            tr.finish();
+            c.triggers.push_back(t);
+        }
+    }
+    {
+        MapReader mr(r.child("match"), "match");
+        mr.integer("window", c.match.window, 0, 65536);
+        mr.finish();
+    }
     r.finish();
     validate(c);
+    check_patterns(c);
     return c;
 }
 
@@ -247,7 +296,8 @@ double parse_duration(const std::string& s) {
         mul = 3600;
     else
         throw ConfigError("unknown duration unit '" + unit + "' in '" + s + "' (use ms, s, m, h)");
-    if (!std::isfinite(v)) throw ConfigError("duration '" + s + "' is not finite");
+    // Checked after the unit: "1e308h" is a finite number of hours but no finite number of seconds.
+    if (!std::isfinite(v * mul)) throw ConfigError("duration '" + s + "' is not finite");
     return v * mul;
 }
 
@@ -283,10 +333,31 @@ void validate(const Config& c) {
                               "' must be 1-32 characters of a-z 0-9 _ - and not 'other'");
         if (!names.insert(s.name).second)
             throw ConfigError(base + ".name: '" + s.name + "' is listed twice");
+        if (s.ports.empty() && s.sni.empty() && s.host.empty())
+            throw ConfigError(base + ": needs at least one of ports, sni, host");
+        check_pattern_list(base + ".sni", s.sni);
+        check_pattern_list(base + ".host", s.host);
         for (uint16_t p : s.ports)
             if (!ports.insert(p).second)
                 throw ConfigError(base + ".ports: port " + std::to_string(p) +
                                   " already belongs to another service");
+    }
+    if (c.triggers.size() > match::kMaxTriggers)
+        throw ConfigError("triggers: " + std::to_string(c.triggers.size()) + " triggers, at most " +
+                          std::to_string(match::kMaxTriggers));
+    std::set<std::string> tnames;
+    for (size_t i = 0; i < c.triggers.size(); ++i) {
+        const auto& t = c.triggers[i];
+        const std::string base = "triggers[" + std::to_string(i) + "]";
+        if (!valid_label(t.name))
+            throw ConfigError(base + ".name: '" + t.name +
+                              "' must be 1-32 characters of a-z 0-9 _ -");
+        if (!tnames.insert(t.name).second)
+            throw ConfigError(base + ".name: '" + t.name + "' is listed twice");
+        if (t.pattern.empty()) throw ConfigError(base + ".pattern: missing");
+        if (t.pattern.size() > kMaxPatternLength)
+            throw ConfigError(base + ".pattern: pattern of " + std::to_string(t.pattern.size()) +
+                              " characters, at most " + std::to_string(kMaxPatternLength));
     }
     std::set<std::string> pnames;
     for (size_t i = 0; i < c.ports.size(); ++i)
@@ -316,11 +387,30 @@ void validate(const Config& c) {
     } catch (...) {
         throw ConfigError("metrics.listen: '" + c.metrics.listen + "' has no valid port");
     }
+    if (c.metrics.auth_username.empty() != c.metrics.auth_password_file.empty())
+        throw ConfigError("metrics.basic_auth: give both username and password_file, or neither");
+    if (c.metrics.auth_username.find(':') != std::string::npos)
+        throw ConfigError("metrics.basic_auth.username: must not contain ':'");
     if (c.thresholds.linger_s >= c.flow_table.closing_timeout_s)
         throw ConfigError("thresholds.linger: must be shorter than flow_table.closing_timeout");
     if ((c.events.ring_size & (c.events.ring_size - 1)) != 0)
         throw ConfigError("events.ring_size: " + std::to_string(c.events.ring_size) +
                           " is not a power of two");
+}
+
+match::MatchSpec match_spec(const Config& c) {
+    match::MatchSpec spec;
+    for (const ServiceConfig& s : c.services) spec.services.push_back({s.sni, s.host});
+    for (const TriggerConfig& t : c.triggers) spec.triggers.push_back({t.name, t.pattern});
+    return spec;
+}
+
+void check_patterns(const Config& c) {
+    try {
+        match::MatchDatabases::compile(match_spec(c));
+    } catch (const match::PatternError& e) {
+        throw ConfigError(e.what());
+    }
 }
 
 Config load_string(const std::string& yaml) {

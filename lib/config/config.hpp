@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "match/match_db.hpp"
+
 namespace rstmon::config {
 
 struct ConfigError : std::runtime_error {
@@ -22,6 +24,16 @@ struct PortConfig {
 struct ServiceConfig {
     std::string name;
     std::vector<uint16_t> ports;
+    // Hyperscan patterns matched against the whole TLS server name / HTTP Host (port stripped),
+    // case-insensitively, on the client's first payload (see match/match_db.hpp).
+    std::vector<std::string> sni{};
+    std::vector<std::string> host{};
+};
+
+// A payload pattern: bit i of a flow's trigger mask is triggers[i].
+struct TriggerConfig {
+    std::string name;
+    std::string pattern;
 };
 
 struct Config {
@@ -49,6 +61,12 @@ struct Config {
     struct {
         bool enabled = true;
         std::string listen = "127.0.0.1:9580";
+        // HTTP basic auth on /metrics when username is set; the password is the first line of
+        // password_file (kept out of the config so the config can be world-readable).
+        std::string auth_username;
+        std::string auth_password_file;
+        // HTTPS when set: a PEM file holding the private key and the certificate chain.
+        std::string tls_cert_file;
     } metrics;
 
     struct {
@@ -68,6 +86,11 @@ struct Config {
     } thresholds;
 
     std::vector<ServiceConfig> services;
+    std::vector<TriggerConfig> triggers;
+
+    struct {
+        uint32_t window = 4096;  // first payload bytes of each direction scanned for triggers
+    } match;
 };
 
 // The defaults, identical to config/rstmon.yaml.
@@ -79,5 +102,12 @@ Config load_string(const std::string& yaml);
 void validate(const Config& c);
 // "30s", "5m", "1h", "250ms", or a plain number of seconds.
 double parse_duration(const std::string& s);
+
+// The services' sni/host patterns and the triggers, in config order, for
+// match::MatchDatabases::compile.
+match::MatchSpec match_spec(const Config& c);
+// Compiles the patterns once to check them (load_file/load_string do it). Throws ConfigError
+// with Hyperscan's message, one line naming the entry and the pattern.
+void check_patterns(const Config& c);
 
 }  // namespace rstmon::config

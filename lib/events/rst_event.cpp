@@ -36,6 +36,9 @@ std::string to_json(const RstEvent& e, const std::vector<std::string>& service_n
     j["ttl"] = e.ttl;
     j["len"] = e.payload_len;
     if (e.vlan) j["vlan"] = e.vlan;
+    // Microsecond resolution, as `ts`; the histograms bucket the same values.
+    if (e.idle_ns != kUnknownNs) j["idle_s"] = static_cast<double>(e.idle_ns / 1000) / 1e6;
+    if (e.age_ns != kUnknownNs) j["flow_age_s"] = static_cast<double>(e.age_ns / 1000) / 1e6;
     j["port"] = e.port < port_names.size() ? port_names[e.port] : std::to_string(e.port);
     return j.dump();
 }

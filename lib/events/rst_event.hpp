@@ -10,8 +10,14 @@
 
 namespace rstmon::events {
 
+inline constexpr uint64_t kUnknownNs = UINT64_MAX;
+
 struct RstEvent {
     uint64_t ts_ns = 0;       // capture time (pcap timestamp offline, receive time live)
+    // Evidence, kUnknownNs when the RST found no flow: the flow's silence before the RST (the
+    // longer of the gap right before it and the gap before the segment it answers) and its age.
+    uint64_t idle_ns = kUnknownNs;
+    uint64_t age_ns = kUnknownNs;
     packet::IpAddr src, dst;  // src = the RST's sender
     uint32_t seq = 0, ack = 0;
     uint32_t payload_len = 0;

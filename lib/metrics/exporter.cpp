@@ -1,10 +1,14 @@
 #include "metrics/exporter.hpp"
 
 #include <CivetServer.h>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <prometheus/exposer.h>
 
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
+#include <limits>
 #include <type_traits>
 #include <prometheus/metric_family.h>
 
@@ -78,6 +82,14 @@ void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
             t.tx_dropped[p] += l->tx_dropped[p].load();
         }
         for (size_t o = 0; o < kOutcomeCount; ++o) t.connections[o] += l->connections[o].load();
+        for (size_t c = 0; c < kCauseCount; ++c) {
+            for (size_t b = 0; b < kIdleBuckets; ++b)
+                t.rst_idle_bucket[c][b] += l->rst_idle_bucket[c][b].load();
+            for (size_t b = 0; b < kAgeBuckets; ++b)
+                t.rst_age_bucket[c][b] += l->rst_age_bucket[c][b].load();
+            t.rst_idle_sum_us[c] += l->rst_idle_sum_us[c].load();
+            t.rst_age_sum_us[c] += l->rst_age_sum_us[c].load();
+        }
     }
 }
 
@@ -222,6 +234,53 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     }
     out.push_back(std::move(busy.f));
 
+    // Per-cause histograms: only causes seen at least once, so the series stay few.
+    auto histogram = [&](const char* name, const char* help, const auto& bounds,
+                         const auto& buckets, const uint64_t* sums_us) {
+        MetricFamily f;
+        f.name = name;
+        f.help = help;
+        f.type = MetricType::Histogram;
+        for (size_t c = 0; c < kCauseCount; ++c) {
+            uint64_t cum = 0;
+            ClientMetric m;
+            m.label = {{"appliance", app}, {"cause", std::string(classify::kCauses[c].name)}};
+            for (size_t b = 0; b <= bounds.size(); ++b) {
+                cum += buckets[c][b];
+                m.histogram.bucket.push_back(
+                    {cum, b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity()});
+            }
+            if (cum == 0) continue;
+            m.histogram.sample_count = cum;
+            m.histogram.sample_sum = static_cast<double>(sums_us[c]) / 1e6;
+            f.metric.push_back(std::move(m));
+        }
+        out.push_back(std::move(f));
+    };
+    histogram("rstmon_rst_idle_seconds",
+              "Silence of a tracked flow before its RST (the longer of the gap before the RST and "
+              "the gap before the segment it answers), by cause",
+              kIdleBucketsS, t.rst_idle_bucket, t.rst_idle_sum_us);
+    histogram("rstmon_rst_flow_age_seconds", "Age of a tracked flow at its RST, by cause",
+              kAgeBucketsS, t.rst_age_bucket, t.rst_age_sum_us);
+
+    FamilyBuilder fill("rstmon_flow_table_fill_ratio",
+                       "Share of a worker's flow table in use (1 = full: SYNs evict, others untracked)",
+                       MetricType::Gauge, app);
+    FamilyBuilder cap("rstmon_flow_table_capacity", "Flows a worker's table holds at most",
+                      MetricType::Gauge, app);
+    for (size_t i = 0; i < stats_.size(); ++i) {
+        const uint64_t capacity = stats_[i]->flow_capacity.load();
+        if (capacity == 0) continue;  // the dispatch lcore has no table
+        const std::string lcore =
+            i < info_.lcore_names.size() ? info_.lcore_names[i] : std::to_string(i);
+        fill.add(static_cast<double>(stats_[i]->flows_active.load()) / static_cast<double>(capacity),
+                 {{"lcore", lcore}});
+        cap.add(static_cast<double>(capacity), {{"lcore", lcore}});
+    }
+    out.push_back(std::move(fill.f));
+    out.push_back(std::move(cap.f));
+
     single("rstmon_dispatch_dropped_total",
            "Frames lost because a worker's dispatch ring was full (software dispatch, live)",
            MetricType::Counter, t.dispatch_dropped);
@@ -257,6 +316,27 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
         out.push_back(std::move(nombuf.f));
     }
 
+    if (info_.reload != nullptr) {
+        const ReloadStatus& r = *info_.reload;
+        FamilyBuilder reloads("rstmon_config_reloads_total", "Config reloads (SIGHUP), by result",
+                              MetricType::Counter, app);
+        reloads.add(static_cast<double>(r.succeeded.load()), {{"result", "success"}});
+        reloads.add(static_cast<double>(r.failed.load()), {{"result", "failure"}});
+        out.push_back(std::move(reloads.f));
+        single("rstmon_config_last_reload_successful",
+               "1 if the last config load or reload succeeded (a failed one keeps the old config)",
+               MetricType::Gauge, r.last_ok.load() ? 1 : 0);
+        FamilyBuilder when("rstmon_config_last_reload_success_timestamp_seconds",
+                           "Unix time of the last successful config load or reload",
+                           MetricType::Gauge, app);
+        when.add(r.last_success_s.load());
+        out.push_back(std::move(when.f));
+    }
+    FamilyBuilder start("process_start_time_seconds", "Start time of the process since unix epoch",
+                        MetricType::Gauge, app);
+    start.add(info_.start_time_s);
+    out.push_back(std::move(start.f));
+
     FamilyBuilder info("rstmon_build_info", "Build information; value is always 1",
                        MetricType::Gauge, app);
     info.add(1, {{"version", info_.version}, {"dpdk_version", info_.dpdk_version}});
@@ -264,14 +344,57 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     return out;
 }
 
-MetricsServer::MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> c)
+namespace {
+// civetweb loads OpenSSL by dlopen("libssl.so"); with OpenSSL 3 it needs our compatibility module
+// loaded first (see civetweb_openssl3.cpp). Once per process.
+void load_civetweb_openssl3() {
+    static void* handle = nullptr;
+    if (handle != nullptr) return;
+    std::string errors;
+    for (const char* path : {RSTMON_CIVETWEB_OPENSSL3_BUILD, RSTMON_CIVETWEB_OPENSSL3_INSTALL}) {
+        if (access(path, R_OK) != 0) continue;
+        handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+        if (handle != nullptr) return;
+        errors += std::string(" ") + dlerror();
+    }
+    throw std::runtime_error("TLS for metrics needs librstmon-civetweb-openssl3.so (looked in " +
+                             std::string(RSTMON_CIVETWEB_OPENSSL3_BUILD) + " and " +
+                             RSTMON_CIVETWEB_OPENSSL3_INSTALL + ")" + errors);
+}
+}  // namespace
+
+MetricsServer::MetricsServer(const MetricsServerOptions& o,
+                             std::shared_ptr<prometheus::Collectable> c)
     : collectable_(std::move(c)) {
     static CivetCallbacks callbacks{};
     callbacks.log_message = [](const mg_connection*, const char* msg) {
         std::fprintf(stderr, "civetweb: %s\n", msg);
         return 1;
     };
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2, &callbacks);
+    // civetweb marks a TLS listener with an "s" after the port.
+    std::vector<std::string> options = {"listening_ports", o.listen + (o.tls_cert_file.empty() ? "" : "s"),
+                                        "num_threads", "2"};
+    if (!o.tls_cert_file.empty()) {
+        load_civetweb_openssl3();
+        options.insert(options.end(), {"ssl_certificate", o.tls_cert_file,
+                                       "ssl_protocol_version", "4"});  // 4: TLS 1.2 and newer
+    }
+    exposer_ = std::make_unique<prometheus::Exposer>(options, &callbacks);
+    if (!o.username.empty()) {
+        // Compared in constant time: a scrape endpoint must not leak the password by timing.
+        exposer_->RegisterAuth(
+            [user = o.username, pass = o.password](const std::string& u, const std::string& p) {
+                auto same = [](const std::string& a, const std::string& b) {
+                    unsigned char diff = a.size() != b.size();
+                    for (size_t i = 0; i < a.size(); ++i)
+                        diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+                    return diff == 0;
+                };
+                const bool user_ok = same(u, user);
+                return same(p, pass) && user_ok;
+            },
+            "rstmon");
+    }
     exposer_->RegisterCollectable(collectable_);
 }
 

@@ -4,6 +4,7 @@
 
 #include <prometheus/collectable.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,13 @@ struct NicCounters {
     uint64_t imissed = 0, ierrors = 0, rx_nombuf = 0;
 };
 
+// Outcome of config reloads (SIGHUP), written by the control thread, read at scrape time.
+struct ReloadStatus {
+    std::atomic<uint64_t> succeeded{0}, failed{0};
+    std::atomic<bool> last_ok{true};
+    std::atomic<double> last_success_s{0};  // unix time of the last successful load (start counts)
+};
+
 struct ExporterInfo {
     std::string appliance;                 // label on every series
     std::vector<std::string> port_names;   // by port index
@@ -30,6 +38,8 @@ struct ExporterInfo {
     std::string dpdk_version;
     std::vector<std::string> lcore_names;  // by entry of the stats vector
     std::function<std::vector<NicCounters>()> nic_counters;  // may be empty
+    double start_time_s = 0;                   // unix time the process started
+    const ReloadStatus* reload = nullptr;      // may be null (no reloads in this mode)
 };
 
 // Totals over all workers, used by the offline report as well as the exporter.
@@ -44,6 +54,10 @@ struct Totals {
     uint64_t rst_finalized_early = 0, dispatch_dropped = 0;
     uint64_t tx_packets[kMaxPorts]{}, tx_dropped[kMaxPorts]{};
     uint64_t connections[kOutcomeCount]{};
+    uint64_t rst_idle_bucket[classify::kCauseCount][kIdleBuckets]{};
+    uint64_t rst_idle_sum_us[classify::kCauseCount]{};
+    uint64_t rst_age_bucket[classify::kCauseCount][kAgeBuckets]{};
+    uint64_t rst_age_sum_us[classify::kCauseCount]{};
 
     uint64_t packets() const;
     uint64_t rst_by_cause(size_t cause) const;
@@ -63,11 +77,18 @@ private:
     std::vector<const LcoreStats*> stats_;
 };
 
+struct MetricsServerOptions {
+    std::string listen;         // "host:port"; port 0 picks a free one
+    std::string username;       // basic auth when non-empty
+    std::string password;
+    std::string tls_cert_file;  // HTTPS when non-empty (PEM: key + certificate chain)
+};
+
 // The HTTP endpoint (prometheus-cpp's civetweb threads, never a worker lcore).
 class MetricsServer {
 public:
-    // `listen` is "host:port"; port 0 picks a free one. Throws on bind failure.
-    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> c);
+    // Throws on bind failure or a TLS set-up error.
+    MetricsServer(const MetricsServerOptions& o, std::shared_ptr<prometheus::Collectable> c);
     ~MetricsServer();
     int port() const;
 

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "classify/taxonomy.hpp"
+#include "metrics/rst_histograms.hpp"
 #include "packet/packet.hpp"
 
 namespace rstmon::metrics {
@@ -65,6 +66,13 @@ struct alignas(64) LcoreStats {
     Counter tx_packets[kMaxPorts];   // inline mode: frames forwarded out of this port
     Counter tx_dropped[kMaxPorts];   // inline mode: frames the port's TX queue refused
     Counter dispatch_dropped;        // software dispatch: frames lost to a full worker ring
+    // Per-cause histograms of RSTs of tracked flows (bounds in rst_histograms.hpp): buckets are
+    // not cumulative here (one increment per RST); the exporter accumulates them at scrape time.
+    Counter rst_idle_bucket[classify::kCauseCount][kIdleBuckets];
+    Counter rst_idle_sum_us[classify::kCauseCount];
+    Counter rst_age_bucket[classify::kCauseCount][kAgeBuckets];
+    Counter rst_age_sum_us[classify::kCauseCount];
+    Counter flow_capacity;      // gauge: flows this worker's table holds at most
     Counter busy_cycles;        // cycles spent on non-empty bursts
     Counter poll_cycles;        // cycles spent polling in all
 };

@@ -91,6 +91,7 @@ void Worker::finish(bool expire) {
 void Worker::publish() {
     const flow::FlowTableStats& t = table_.stats();
     stats_.flows_active.set(table_.active());
+    stats_.flow_capacity.set(table_.capacity());
     stats_.flows_created.set(t.created);
     stats_.flows_expired.set(t.expired);
     stats_.flows_evicted.set(t.evicted);
@@ -219,6 +220,10 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
     p.deadline_ns = f.ts_ns;
     if (rec != nullptr) {
         const tcp::Ms now = rec->ms(f.ts_ns);
+        // Evidence before this RST changes the record: the silence it ended and the flow's age.
+        const uint64_t gap_ns = f.ts_ns > rec->last_ns ? f.ts_ns - rec->last_ns : 0;
+        p.ev.idle_ns = std::max<uint64_t>(gap_ns, static_cast<uint64_t>(c->last_gap_ms) * 1000000ull);
+        p.ev.age_ns = f.ts_ns > rec->first_ns ? f.ts_ns - rec->first_ns : 0;
         tcp::Episode& e = c->episode;
         if (e.active && now < e.end_ms) {
             // Part of an open episode: its cause is the episode's (this RST may itself be race
@@ -300,6 +305,15 @@ void Worker::finalize(PendingRst& p) {
               [static_cast<size_t>(e.sender)][e.service]
                   .inc();
     stats_.rst_validity[static_cast<size_t>(e.cause)][static_cast<size_t>(e.validity)].inc();
+    if (e.idle_ns != events::kUnknownNs) {
+        // Bucketed at microsecond resolution, exactly as the event's idle_s/flow_age_s.
+        const size_t c = static_cast<size_t>(e.cause);
+        const uint64_t idle_us = e.idle_ns / 1000, age_us = e.age_ns / 1000;
+        stats_.rst_idle_bucket[c][metrics::bucket_of(metrics::kIdleBucketsS, idle_us)].inc();
+        stats_.rst_idle_sum_us[c].add(idle_us);
+        stats_.rst_age_bucket[c][metrics::bucket_of(metrics::kAgeBucketsS, age_us)].inc();
+        stats_.rst_age_sum_us[c].add(age_us);
+    }
     emit(e);
 }
 

@@ -170,10 +170,10 @@ class ServeTestCase(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
-    def start(cls, duration=60):
+    def start(cls, duration=60, extra=()):
         return Served([RSTMON, "--config", cls.config, "--pcap", lab_pcap(), "--serve",
                        "--metrics", "127.0.0.1:0", "--duration", str(duration),
-                       "--report", "json"])
+                       "--report", "json", *extra])
 
 
 class ScrapeAfterReplay(ServeTestCase):
@@ -184,8 +184,10 @@ class ScrapeAfterReplay(ServeTestCase):
         super().setUpClass()
         cls.server = None
         cls.setup_error = None
+        cls.events_path = os.path.join(cls.tmp, "events.jsonl")
+        cls.started = time.time()
         try:
-            cls.server = cls.start()
+            cls.server = cls.start(extra=("--events", cls.events_path))
             cls.port = cls.server.port()
             cls.rep = cls.server.report()  # printed when the replay is done
             cls.status, cls.ctype, cls.body = scrape(cls.port)
@@ -293,16 +295,78 @@ class ScrapeAfterReplay(ServeTestCase):
     def test_metric_names(self):
         names = {f.name for f in self.families}
         self.assertTrue({"rstmon_rst", "rstmon_packets", "rstmon_build_info",
-                         "rstmon_flows_active"} <= names, names)
+                         "rstmon_flows_active", "rstmon_rst_idle_seconds",
+                         "rstmon_rst_flow_age_seconds", "rstmon_flow_table_fill_ratio",
+                         "rstmon_config_reloads", "process_start_time_seconds"} <= names, names)
         for f in self.families:
             if f.name in LIBRARY_FAMILIES:
                 continue
-            self.assertTrue(f.name.startswith("rstmon_"), f.name)
+            # process_start_time_seconds: the standard name Prometheus' process collectors use.
+            self.assertTrue(f.name.startswith("rstmon_") or f.name == "process_start_time_seconds",
+                            f.name)
             for s in f.samples:
                 if f.type == "counter":
                     self.assertTrue(s.name.endswith("_total"), f"counter sample {s.name}")
                 else:
                     self.assertFalse(s.name.endswith("_total"), f"{f.type} sample {s.name}")
+
+    def events(self):
+        with open(self.events_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def check_histogram(self, name, field, bounds):
+        """Bucket by bucket, the histogram equals what the events file says about each RST."""
+        evs = self.events()
+        self.assertEqual(len(evs), self.rep["rst"])
+        by_cause = collections.defaultdict(list)
+        for e in evs:
+            self.assertIn(field, e, f"event without {field} (every lab RST has a flow): {e}")
+            by_cause[e["cause"]].append(e[field])
+        got = collections.defaultdict(dict)
+        for s in samples(self.families, name + "_bucket"):
+            got[s.labels["cause"]][float(s.labels["le"])] = s.value
+        self.assertEqual(set(got), set(by_cause))
+        for cause, values in by_cause.items():
+            want = {(float("inf") if b is None else float(b)):
+                    sum(1 for v in values if b is None or v <= b) for b in (*bounds, None)}
+            self.assertEqual(got[cause], want, cause)
+            count = [s.value for s in samples(self.families, name + "_count")
+                     if s.labels["cause"] == cause]
+            self.assertEqual(count, [len(values)], cause)
+            total = [s.value for s in samples(self.families, name + "_sum")
+                     if s.labels["cause"] == cause]
+            self.assertEqual(len(total), 1)
+            self.assertAlmostEqual(total[0], sum(values), places=3, msg=cause)
+
+    def test_idle_histogram_matches_events(self):
+        self.check_histogram("rstmon_rst_idle_seconds", "idle_s",
+                             (1, 5, 10, 30, 60, 120, 240, 300, 350, 600, 900, 1800, 3600, 7200))
+
+    def test_age_histogram_matches_events(self):
+        self.check_histogram("rstmon_rst_flow_age_seconds", "flow_age_s",
+                             (0.001, 0.01, 0.1, 1, 10, 30, 60, 300, 900, 3600, 14400, 86400))
+        # The lab's RSTs end flows that lived for milliseconds to seconds, not zero.
+        self.assertTrue(any(e["flow_age_s"] > 0 for e in self.events()))
+
+    def test_flow_table_fill_ratio(self):
+        cap = samples(self.families, "rstmon_flow_table_capacity")
+        self.assertEqual([(s.labels["lcore"], s.value) for s in cap], [("worker0", 65536)])
+        active = samples(self.families, "rstmon_flows_active")[0].value
+        fill = samples(self.families, "rstmon_flow_table_fill_ratio")
+        self.assertEqual([s.labels["lcore"] for s in fill], ["worker0"])
+        self.assertAlmostEqual(fill[0].value, active / 65536)
+
+    def test_process_start_time_and_reload_gauges(self):
+        start = samples(self.families, "process_start_time_seconds")
+        self.assertEqual(len(start), 1)
+        self.assertGreaterEqual(start[0].value, self.started - 1)
+        self.assertLessEqual(start[0].value, time.time())
+        self.assertEqual(sum_by(self.families, "rstmon_config_reloads_total", "result"),
+                         {"success": 0, "failure": 0})
+        ok = samples(self.families, "rstmon_config_last_reload_successful")
+        self.assertEqual([s.value for s in ok], [1])
+        when = samples(self.families, "rstmon_config_last_reload_success_timestamp_seconds")
+        self.assertEqual([s.value for s in when], [start[0].value])
 
     def test_counters_stable_after_replay(self):
         def counters(body):

@@ -22,7 +22,8 @@ RSTMON = None  # set in __main__
 ROOT = None
 
 EVENT_KEYS = {"ts", "src", "sport", "dst", "dport", "cause", "stage", "sender", "validity",
-              "service", "first", "seq", "ack", "flags", "ttl", "len", "port"}
+              "service", "first", "seq", "ack", "flags", "ttl", "len", "idle_s", "flow_age_s",
+              "port"}
 
 
 def lab_pcap():

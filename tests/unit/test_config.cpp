@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "config/config.hpp"
@@ -97,5 +98,131 @@ TEST(Config, ShippedConfigLoadsAndEqualsDefaults) {
     for (size_t i = 0; i < c.services.size(); ++i) {
         EXPECT_EQ(c.services[i].name, d.services[i].name);
         EXPECT_EQ(c.services[i].ports, d.services[i].ports);
+    }
+}
+
+// services sni/host, triggers and match (lib/match): parsing, limits and pattern compilation.
+
+TEST(Config, ServiceNamesTriggersAndMatchWindow) {
+    const Config c = load_string(R"(
+services:
+  - {name: api, sni: ['api\.example\.com'], ports: [8443]}
+  - {name: web, host: ['(www\.)?example\.org']}
+triggers:
+  - {name: blocked_word, pattern: 'forbidden-word'}
+match:
+  window: 2048
+)");
+    ASSERT_EQ(c.services.size(), 2u);
+    EXPECT_EQ(c.services[0].sni, std::vector<std::string>{"api\\.example\\.com"});
+    EXPECT_EQ(c.services[0].ports, std::vector<uint16_t>{8443});
+    EXPECT_TRUE(c.services[1].ports.empty());
+    EXPECT_EQ(c.services[1].host, std::vector<std::string>{"(www\\.)?example\\.org"});
+    ASSERT_EQ(c.triggers.size(), 1u);
+    EXPECT_EQ(c.triggers[0].name, "blocked_word");
+    EXPECT_EQ(c.triggers[0].pattern, "forbidden-word");
+    EXPECT_EQ(c.match.window, 2048u);
+
+    // The spec handed to the matcher keeps config order: services[i] is service index i + 1.
+    const rstmon::match::MatchSpec spec = match_spec(c);
+    ASSERT_EQ(spec.services.size(), 2u);
+    EXPECT_EQ(spec.services[1].host, c.services[1].host);
+    const auto db = rstmon::match::MatchDatabases::compile(spec);
+    auto scratch = db->make_scratch();
+    EXPECT_EQ(db->classify_service(rstmon::match::NameKind::sni, "API.example.com", scratch), 1);
+    EXPECT_EQ(db->classify_service(rstmon::match::NameKind::host, "example.org", scratch), 2);
+}
+
+TEST(Config, DefaultsHaveNoPatterns) {
+    const Config c = load_string("");
+    EXPECT_TRUE(c.triggers.empty());
+    EXPECT_EQ(c.match.window, 4096u);
+    for (const auto& s : c.services) {
+        EXPECT_TRUE(s.sni.empty());
+        EXPECT_TRUE(s.host.empty());
+    }
+}
+
+TEST(Config, PatternThatDoesNotCompileIsOneLine) {
+    EXPECT_EQ(error_of("services: [{name: a, ports: [1]}, {name: b, sni: ['(']}]"),
+              "services[1].sni[0]: pattern '(' does not compile: Missing close parenthesis for "
+              "group started at index 0.");
+    EXPECT_EQ(error_of("services: [{name: a, host: ['ok', 'a[']}]"),
+              "services[0].host[1]: pattern 'a[' does not compile: Unterminated character class "
+              "starting at index 1.");
+    EXPECT_EQ(error_of("triggers: [{name: t, pattern: 'x(?'}]"),
+              "triggers[0].pattern: pattern 'x(?' does not compile: Invalid repeat at index 2.");
+    EXPECT_EQ(error_of("services: [{name: a, sni: ['']}]"), "services[0].sni[0]: empty pattern");
+}
+
+TEST(Config, PatternErrorFromFileNamesTheFile) {
+    const std::string path = ::testing::TempDir() + "rstmon_bad_pattern.yaml";
+    {
+        std::ofstream out(path);
+        out << "services:\n  - {name: api, sni: ['api(']}\n";
+    }
+    try {
+        load_file(path);
+        ADD_FAILURE() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  path + ": services[0].sni[0]: pattern 'api(' does not compile: Missing close "
+                         "parenthesis for group started at index 3.");
+    }
+    std::remove(path.c_str());
+}
+
+TEST(Config, ServiceNeedsPortsSniOrHost) {
+    EXPECT_EQ(error_of("services: [{name: a}]"), "services[0]: needs at least one of ports, sni, host");
+    EXPECT_EQ(error_of("services: [{name: a, ports: [], sni: []}]"),
+              "services[0]: needs at least one of ports, sni, host");
+    EXPECT_EQ(error_of("services: [{name: a, ports: 80}]"),
+              "services[0].ports: expected a list of port numbers, got '80'");
+    EXPECT_EQ(error_of("services: [{name: a, sni: 'x'}]"),
+              "services[0].sni: expected a list of strings, got 'x'");
+    EXPECT_EQ(error_of("services: [{name: a, sni: ['x'], hots: ['y']}]"),
+              "services[0].hots: unknown key");
+    EXPECT_EQ(error_of("services: [{name: a, host: ['x.example']}]"), "");
+}
+
+TEST(Config, TriggerAndPatternLimits) {
+    std::string many = "triggers:\n";
+    for (int i = 0; i < 33; ++i)
+        many += "  - {name: t" + std::to_string(i) + ", pattern: 'p" + std::to_string(i) + "'}\n";
+    EXPECT_EQ(error_of(many), "triggers: 33 triggers, at most 32");
+    EXPECT_EQ(error_of(many.substr(0, many.rfind("  - "))), "");  // 32 are fine
+
+    std::string sni = "services: [{name: a, sni: [";
+    for (int i = 0; i < 65; ++i) sni += std::string(i ? "," : "") + "'n" + std::to_string(i) + "'";
+    EXPECT_EQ(error_of(sni + "]}]"), "services[0].sni: 65 patterns, at most 64");
+    EXPECT_EQ(error_of("services: [{name: a, host: ['" + std::string(1025, 'a') + "']}]"),
+              "services[0].host[0]: pattern of 1025 characters, at most 1024");
+    EXPECT_EQ(error_of("triggers: [{name: t, pattern: '" + std::string(1025, 'a') + "'}]"),
+              "triggers[0].pattern: pattern of 1025 characters, at most 1024");
+
+    EXPECT_EQ(error_of("triggers: [{name: Bad, pattern: x}]"),
+              "triggers[0].name: 'Bad' must be 1-32 characters of a-z 0-9 _ -");
+    EXPECT_EQ(error_of("triggers: [{name: t, pattern: x}, {name: t, pattern: y}]"),
+              "triggers[1].name: 't' is listed twice");
+    EXPECT_EQ(error_of("triggers: [{name: t}]"), "triggers[0].pattern: missing");
+    EXPECT_EQ(error_of("triggers: [{name: t, patern: x}]"), "triggers[0].patern: unknown key");
+    EXPECT_EQ(error_of("triggers: {name: t}"),
+              "triggers: expected a list of {name, pattern}, got a mapping");
+    EXPECT_EQ(error_of("match: {window: 70000}"), "match.window: 70000 is out of range [0, 65536]");
+    EXPECT_EQ(error_of("match: {windw: 1}"), "match.windw: unknown key");
+}
+
+TEST(Config, ShippedConfigMatchSectionsEqualDefaults) {
+    const std::string path = std::string(RSTMON_SOURCE_ROOT) + "/config/rstmon.yaml";
+    std::ifstream in(path);
+    if (!in) GTEST_SKIP() << "no " << path;
+    const Config c = load_file(path);
+    const Config d = defaults();
+    EXPECT_EQ(c.match.window, d.match.window);
+    EXPECT_EQ(c.triggers.size(), d.triggers.size());
+    ASSERT_EQ(c.services.size(), d.services.size());
+    for (size_t i = 0; i < c.services.size(); ++i) {
+        EXPECT_EQ(c.services[i].sni, d.services[i].sni);
+        EXPECT_EQ(c.services[i].host, d.services[i].host);
     }
 }

@@ -35,7 +35,8 @@ TEST(Parser, Ipv4TcpWithOptions) {
     s.flags = packet::tcpflag::syn | packet::tcpflag::ack;
     s.seq = 0xfffffff0;
     s.ack = 77;
-    const auto seg = parse_ok(frame(s));
+    const auto f = frame(s);  // kept: seg.payload points into it
+    const auto seg = parse_ok(f);
     EXPECT_EQ(seg.family, 4);
     EXPECT_EQ(packet::to_string(seg.src, 4), "10.0.0.1");
     EXPECT_EQ(packet::to_string(seg.dst, 4), "10.0.0.2");
