@@ -27,6 +27,18 @@ uint64_t rst_total(const metrics::Totals& t) {
     for (size_t c = 0; c < kCauseCount; ++c) n += t.rst_by_cause(c);
     return n;
 }
+uint64_t rst_by_service(const metrics::Totals& t, size_t v) {
+    uint64_t n = 0;
+    for (size_t c = 0; c < kCauseCount; ++c)
+        for (size_t s = 0; s < kStageCount; ++s)
+            for (size_t r = 0; r < kSenderCount; ++r) n += t.rst[c][s][r][v];
+    return n;
+}
+uint64_t rst_by_trigger(const metrics::Totals& t, size_t g) {
+    uint64_t n = 0;
+    for (size_t c = 0; c < kCauseCount; ++c) n += t.rst_by_trigger[c][g];
+    return n;
+}
 }  // namespace
 
 std::string text_report(const metrics::Totals& t, const ReportContext& ctx) {
@@ -69,6 +81,33 @@ std::string text_report(const metrics::Totals& t, const ReportContext& ctx) {
                       std::string(classify::kStages[s].name).c_str(), (unsigned long long)n);
         o << line;
     }
+    // Services (port map, SNI/Host) and triggers: only those with RSTs.
+    bool header = false;
+    for (size_t v = 0; v < ctx.service_names.size() && v < metrics::kServiceSlots; ++v) {
+        const uint64_t n = rst_by_service(t, v);
+        if (n == 0) continue;
+        if (!header) {
+            std::snprintf(line, sizeof line, "\n  %-24s %8s\n", "service", "rst");
+            o << line;
+            header = true;
+        }
+        std::snprintf(line, sizeof line, "  %-24s %8llu\n", ctx.service_names[v].c_str(),
+                      (unsigned long long)n);
+        o << line;
+    }
+    header = false;
+    for (size_t g = 0; g < ctx.trigger_names.size() && g < match::kMaxTriggers; ++g) {
+        const uint64_t n = rst_by_trigger(t, g);
+        if (n == 0) continue;
+        if (!header) {
+            std::snprintf(line, sizeof line, "\n  %-24s %8s\n", "trigger", "rst");
+            o << line;
+            header = true;
+        }
+        std::snprintf(line, sizeof line, "  %-24s %8llu\n", ctx.trigger_names[g].c_str(),
+                      (unsigned long long)n);
+        o << line;
+    }
     o << "\n  connections ended:";
     for (size_t i = 0; i < metrics::kOutcomeCount; ++i)
         o << "  " << metrics::kOutcomeNames[i] << " " << t.connections[i];
@@ -80,7 +119,11 @@ std::string text_report(const metrics::Totals& t, const ReportContext& ctx) {
                 o << "    " << packet::malformed_name(static_cast<packet::Malformed>(m)) << " "
                   << t.malformed[m] << "\n";
     }
+    if (t.duplicates) o << "\n  SPAN duplicates dropped: " << t.duplicates << "\n";
+    if (t.one_sided_flows) o << "\n  one-sided flows: " << t.one_sided_flows << "\n";
     if (t.events_dropped) o << "\n  RST events dropped: " << t.events_dropped << "\n";
+    if (ctx.event_write_errors)
+        o << "\n  RST events not written (file errors): " << ctx.event_write_errors << "\n";
     return o.str();
 }
 
@@ -122,10 +165,31 @@ std::string json_report(const metrics::Totals& t, const ReportContext& ctx) {
         conns[std::string(metrics::kOutcomeNames[o])] = t.connections[o];
     j["connections"] = conns;
     j["flows_created"] = t.flows_created;
+    nlohmann::ordered_json services, triggers, identified;
+    for (size_t v = 0; v < ctx.service_names.size() && v < metrics::kServiceSlots; ++v)
+        services[ctx.service_names[v]] = rst_by_service(t, v);
+    for (size_t g = 0; g < ctx.trigger_names.size() && g < match::kMaxTriggers; ++g)
+        triggers[ctx.trigger_names[g]] = rst_by_trigger(t, g);
+    for (size_t m = 0; m < match::kIdentMethodCount; ++m)
+        identified[std::string(match::kIdentMethodNames[m])] = t.service_identified[m];
+    if (!ctx.service_names.empty()) j["services"] = services;  // RSTs by service
+    if (!ctx.trigger_names.empty()) j["triggers"] = triggers;  // RSTs by first trigger
+    j["service_identified"] = identified;                      // flows, by how
+    j["duplicates"] = t.duplicates;            // SPAN copies dropped (flow/dedup.hpp)
+    j["one_sided_flows"] = t.one_sided_flows;  // flows seen one way only
     j["untracked_packets"] = t.untracked_packets;
     j["events_dropped"] = t.events_dropped;
+    // What the identities of the hardening tests need: every frame is tcp, ignored or malformed;
+    // RST segments seen equal RSTs counted; flows pushed out of a full table.
+    j["rst_packets"] = t.rst_packets;
+    j["sliced_packets"] = t.sliced;
+    j["flows_evicted"] = t.flows_evicted;
+    j["flow_table_full"] = t.flow_table_full;
+    j["dispatch_dropped"] = t.dispatch_dropped;
+    j["event_write_errors"] = ctx.event_write_errors;
     j["source"] = ctx.source;
     if (!ctx.link_type.empty()) j["link_type"] = ctx.link_type;
+    if (!ctx.top_json.empty()) j["top"] = nlohmann::ordered_json::parse(ctx.top_json);
     return j.dump() + "\n";
 }
 

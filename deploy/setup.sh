@@ -3,7 +3,9 @@
 #   demo  replays the bundled capture through the real DPDK pipeline, prints the per-cause
 #         table and serves Prometheus metrics on 127.0.0.1:9580 until Ctrl-C
 #         (extra arguments go to rstmon, e.g. --duration 60)
-#   test  runs every test suite (what CI runs)
+#   test  runs every test suite (what CI runs), then the unit, dpdk and fuzz suites again under
+#         ASan + UBSan (tests/sanitize.sh, build dir build-asan); extra arguments go to the first
+#         meson test and skip the sanitizer pass
 #   build only installs and builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ packages=(
   python3 python3-prometheus-client python3-scapy tcpdump iproute2 ethtool nftables
   dpdk-dev argus-server argus-client tshark time
   prometheus curl openssl libssl-dev python3-yaml python3-matplotlib
+  clang-14 libclang-rt-14-dev
 )
 
 install_missing() {
@@ -43,38 +46,44 @@ build() {
   ninja -C build
 }
 
-# One closing line for CI: "tests: N passed, N failed, N skipped", counted per test case
-# (GoogleTest cases from meson's JUnit log; a test program that crashed counts as failed).
+# One closing line for CI: "tests: N passed, N failed, N skipped", counted per test case over the
+# build dirs given (GoogleTest cases from meson's JUnit log; a test program that crashed counts
+# as failed).
 summarize() {
-  /usr/bin/python3 - build/meson-logs/testlog.json build/meson-logs/testlog.junit.xml <<'PY'
-import json, sys, xml.etree.ElementTree as ET
-cases = {}
-try:
-    for suite in ET.parse(sys.argv[2]).getroot().iter("testsuite"):
-        ok = skip = bad = 0
-        for c in suite.iter("testcase"):
-            if c.find("failure") is not None or c.find("error") is not None: bad += 1
-            elif c.find("skipped") is not None or c.get("result") == "skipped": skip += 1
-            else: ok += 1
-        name = suite.get("name", "")
-        name = name[len("rstmon."):] if name.startswith("rstmon.") else name
-        key = name.rsplit(".", 1)[0] if "." in name else name
-        tot = cases.setdefault(key, [0, 0, 0])
-        tot[0] += ok; tot[1] += bad; tot[2] += skip
-except (OSError, ET.ParseError):
-    pass
+  /usr/bin/python3 - "$@" <<'PY'
+import json, os, sys, xml.etree.ElementTree as ET
 passed = failed = skipped = 0
-for line in open(sys.argv[1]):
-    t = json.loads(line)
-    ok, bad, skip = cases.get(t["name"], [0, 0, 0])
-    if t["result"] == "OK" and ok + bad + skip:
-        passed += ok; failed += bad; skipped += skip
-    elif t["result"] == "OK":
-        passed += 1
-    elif t["result"] == "SKIP":
-        skipped += 1
-    else:
-        failed += max(1, bad); passed += ok; skipped += skip
+for d in sys.argv[1:]:
+    log = os.path.join(d, "meson-logs", "testlog.json")
+    if not os.path.exists(log):
+        continue
+    cases = {}
+    try:
+        junit = os.path.join(d, "meson-logs", "testlog.junit.xml")
+        for suite in ET.parse(junit).getroot().iter("testsuite"):
+            ok = skip = bad = 0
+            for c in suite.iter("testcase"):
+                if c.find("failure") is not None or c.find("error") is not None: bad += 1
+                elif c.find("skipped") is not None or c.get("result") == "skipped": skip += 1
+                else: ok += 1
+            name = suite.get("name", "")
+            name = name[len("rstmon."):] if name.startswith("rstmon.") else name
+            key = name.rsplit(".", 1)[0] if "." in name else name
+            tot = cases.setdefault(key, [0, 0, 0])
+            tot[0] += ok; tot[1] += bad; tot[2] += skip
+    except (OSError, ET.ParseError):
+        pass
+    for line in open(log):
+        t = json.loads(line)
+        ok, bad, skip = cases.get(t["name"], [0, 0, 0])
+        if t["result"] == "OK" and ok + bad + skip:
+            passed += ok; failed += bad; skipped += skip
+        elif t["result"] in ("OK", "EXPECTEDFAIL"):  # should_fail tests that failed as they must
+            passed += 1
+        elif t["result"] == "SKIP":
+            skipped += 1
+        else:
+            failed += max(1, bad); passed += ok; skipped += skip
 print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
 PY
 }
@@ -89,7 +98,11 @@ case "$mode" in
   test)
     rc=0
     meson test -C build --print-errorlogs "$@" || rc=$?
-    summarize || true
+    # The unit, dpdk and fuzz suites again under ASan + UBSan (build-asan, clang + libFuzzer).
+    if [[ $# -eq 0 ]]; then
+      bash tests/sanitize.sh || rc=$?
+    fi
+    summarize build build-asan || true
     exit $rc
     ;;
   *)

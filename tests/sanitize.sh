@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rstmon under AddressSanitizer + UndefinedBehaviorSanitizer: builds a second meson build dir
 # (build-asan, beside the normal build/) and runs the unit, dpdk (offline-cli, metrics, the EAL
-# tests, the generated mix) and fuzz suites there. Any sanitizer report fails the run: ASan and
+# tests, the generated mix, tests/hardening's soak-leaks: a 15 s soak) and fuzz suites there. Any sanitizer report fails the run: ASan and
 # UBSan halt on the first error, LeakSanitizer checks every process at exit.
 #
 #   bash tests/sanitize.sh                 # set up if missing, build, test
@@ -12,8 +12,9 @@
 # the libFuzzer targets (-Dfuzzing=true); with gcc only the sanitized suites run.
 #
 # DPDK's libraries are Debian's, not instrumented: ASan sees our code and what we hand to them.
-# The EAL (--no-huge in the tests, and in rstmon where no hugepages are reserved) runs under ASan
-# as is, and LeakSanitizer finds nothing of DPDK's to report: no suppression file is needed.
+# The EAL with --no-huge (the tests', and rstmon's where no hugepages are reserved) runs under
+# ASan as is, and LeakSanitizer finds nothing of DPDK's to report: no suppression file is needed
+# (tests/fuzz/README.md says what to do if that changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${RSTMON_SANITIZE_BUILD:-build-asan}
@@ -34,9 +35,10 @@ ninja -C "$dir" ${RSTMON_JOBS:+-j "$RSTMON_JOBS"}
 built=$(date +%s)
 echo "sanitize: build took $((built - start)) s"
 
-# halt_on_error: the first report ends the process with an error status (UBSan would otherwise
-# print and go on, and the test would pass). abort_on_error: a core/signal, not exit(1), so a
-# child's report is not mistaken for an ordinary failure exit by the Python tests.
+# halt_on_error: the first report ends the process (UBSan would otherwise print and go on, and
+# the test would pass). abort_on_error: it ends by SIGABRT, which meson names, and which no test
+# mistakes for an expected exit status (the Python tests assert rstmon's 0 or 2 exactly).
+# LeakSanitizer's exit status at exit is 23: no test expects that either.
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:report_error_type=1"
 

@@ -29,9 +29,12 @@ struct Verdict {
 // `conn` is null when the flow is not tracked (table full, lone RST). `side` is the RST sender's
 // side in the flow key. `host_ttl` is the sender address's TTL seen in other flows (0 = unknown).
 // `client_hint` is the client side guessed from ports, used when the handshake was not seen.
+// `silence_ns`: time from the flow's previous segment to this RST (0 = unknown). An RST that
+// ends a long silence answers a segment the capture missed; one that comes well after the
+// sender's handshake round trip did not answer the last segment seen.
 Verdict classify(const tcp::Connection* conn, tcp::Side side, const packet::TcpSegment& rst,
                  const Thresholds& th, uint8_t host_ttl = 0,
-                 tcp::Side client_hint = tcp::kNoSide);
+                 tcp::Side client_hint = tcp::kNoSide, uint64_t silence_ns = 0);
 
 // Race evidence inside an open episode: given the episode's current cause and a segment from
 // `side` that arrived after the first RST, the cause it turns into (or the same one).

@@ -91,6 +91,33 @@ public:
         out = v;
     }
 
+    // A byte count: an integer, or with a binary unit: 64KiB, 16MiB, 1GiB (K, M, G alike).
+    void bytes(const std::string& key, uint64_t& out, uint64_t lo, uint64_t hi) {
+        YAML::Node n = child(key);
+        if (!n || n.IsNull()) return;
+        if (!n.IsScalar()) throw ConfigError(where(key) + ": expected a size, got " + describe(n));
+        const std::string& t = n.Scalar();
+        size_t pos = 0;
+        unsigned long long v = 0;
+        try {
+            v = std::stoull(t, &pos);
+        } catch (...) {
+            pos = 0;
+        }
+        std::string unit = pos ? t.substr(pos) : "?";
+        uint64_t mul = 0;
+        if (unit.empty() || unit == "B") mul = 1;
+        else if (unit == "K" || unit == "KiB") mul = 1ull << 10;
+        else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+        else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+        if (mul == 0 || t[0] == '-')
+            throw ConfigError(where(key) + ": expected a size like 16MiB, got '" + t + "'");
+        if (v > hi / mul || v * mul < lo || v * mul > hi)
+            throw ConfigError(where(key) + ": " + t + " is out of range [" + std::to_string(lo) +
+                              ", " + std::to_string(hi) + "] bytes");
+        out = v * mul;
+    }
+
     std::vector<std::string> strings(const std::string& key) {
         YAML::Node n = child(key);
         std::vector<std::string> out;
@@ -208,7 +235,60 @@ Config parse(const YAML::Node& root) {
         er.integer("max_per_second", c.events.max_per_second, 0, 10000000);
         er.integer("burst", c.events.burst, 1, 10000000);
         er.integer("ring_size", c.events.ring_size, 64, 1u << 20);
+        er.boolean("include_payload", c.events.include_payload);
+        er.bytes("max_file_size", c.events.max_file_size, 4096, 1ull << 40);
+        er.integer("max_files", c.events.max_files, 1, 100000);
         er.finish();
+    }
+    {
+        MapReader fr(r.child("forensics"), "forensics");
+        fr.boolean("enabled", c.forensics.enabled);
+        if (YAML::Node cs = fr.child("causes"); cs && !cs.IsNull()) {
+            c.forensics.causes.clear();
+            if (cs.IsScalar() && cs.Scalar() == "all") {
+                // every cause: the empty list
+            } else if (cs.IsSequence()) {
+                for (size_t i = 0; i < cs.size(); ++i) {
+                    const std::string at = "forensics.causes[" + std::to_string(i) + "]";
+                    if (!cs[i].IsScalar())
+                        throw ConfigError(at + ": expected a cause name, got " + describe(cs[i]));
+                    if (!classify::cause_from_name(cs[i].Scalar()))
+                        throw ConfigError(at + ": '" + cs[i].Scalar() +
+                                          "' is not a cause (rstmon --list-causes)");
+                    c.forensics.causes.push_back(cs[i].Scalar());
+                }
+            } else {
+                throw ConfigError("forensics.causes: expected 'all' or a list of cause names, got " +
+                                  describe(cs));
+            }
+        }
+        fr.integer("packets_before", c.forensics.packets_before, 0, 64);
+        fr.integer("packets_after", c.forensics.packets_after, 1, 1024);
+        fr.integer("snaplen", c.forensics.snaplen, 64, 65535);
+        fr.integer("in_flight", c.forensics.in_flight, 1, 65536);
+        fr.string("dir", c.forensics.dir);
+        fr.bytes("max_file_size", c.forensics.max_file_size, 4096, 1ull << 40);
+        fr.bytes("max_total_size", c.forensics.max_total_size, 8192, 1ull << 50);
+        fr.finish();
+    }
+    {
+        MapReader tr(r.child("top"), "top");
+        tr.boolean("enabled", c.top.enabled);
+        tr.integer("size", c.top.size, 1, 1000000);
+        tr.integer("entries", c.top.entries, 1, 100000);
+        tr.integer("ring_size", c.top.ring_size, 64, 1u << 20);
+        tr.finish();
+    }
+    {
+        MapReader lr(r.child("learned_timeouts"), "learned_timeouts");
+        lr.duration("min_gap", c.learned_timeouts.min_gap_s, 0.001, 86400);
+        lr.finish();
+    }
+    {
+        MapReader dr(r.child("dedup"), "dedup");
+        dr.duration("window", c.dedup.window_s, 0, 1);
+        dr.integer("entries", c.dedup.entries, 64, 1u << 26);
+        dr.finish();
     }
     {
         MapReader tr(r.child("thresholds"), "thresholds");
@@ -266,7 +346,45 @@ Config parse(const YAML::Node& root) {
     {
         MapReader mr(r.child("match"), "match");
         mr.integer("window", c.match.window, 0, 65536);
+        mr.integer("pending_flows", c.match.pending_flows, 0, 65535);
+        mr.integer("names", c.match.names, 0, 1u << 24);
         mr.finish();
+    }
+    {
+        MapReader dr(r.child("decap"), "decap");
+        auto ports = [&](const char* key, std::vector<uint16_t>& out) {
+            YAML::Node n = dr.child(key);
+            if (!n || n.IsNull()) return;
+            const std::string where = std::string("decap.") + key;
+            if (!n.IsSequence())
+                throw ConfigError(where + ": expected a list of UDP ports, got " + describe(n));
+            out.clear();
+            for (size_t j = 0; j < n.size(); ++j) {
+                long long v;
+                if (!n[j].IsScalar() || !YAML::convert<long long>::decode(n[j], v) || v < 1 ||
+                    v > 65535)
+                    throw ConfigError(where + "[" + std::to_string(j) + "]: expected a port 1-65535, got " +
+                                      describe(n[j]));
+                out.push_back(static_cast<uint16_t>(v));
+            }
+        };
+        ports("vxlan_ports", c.decap.vxlan_ports);
+        ports("geneve_ports", c.decap.geneve_ports);
+        dr.boolean("gre", c.decap.gre);
+        dr.integer("max_tunnels", c.decap.max_tunnels, 0, 8);
+        if (YAML::Node ss = dr.child("sessions"); ss && !ss.IsNull()) {
+            if (!ss.IsSequence())
+                throw ConfigError("decap.sessions: expected a list of {name, id}, got " + describe(ss));
+            for (size_t i = 0; i < ss.size(); ++i) {
+                MapReader sr(ss[i], "decap.sessions[" + std::to_string(i) + "]");
+                Config::MirrorSession m;
+                sr.string("name", m.name);
+                sr.integer("id", m.id, 0, 0xFFFFFFFFll);
+                sr.finish();
+                c.decap.sessions.push_back(m);
+            }
+        }
+        dr.finish();
     }
     r.finish();
     validate(c);
@@ -387,6 +505,38 @@ void validate(const Config& c) {
     } catch (...) {
         throw ConfigError("metrics.listen: '" + c.metrics.listen + "' has no valid port");
     }
+    for (const auto* list : {&c.decap.vxlan_ports, &c.decap.geneve_ports})
+        if (list->size() > packet::DecapConfig::kMaxPorts)
+            throw ConfigError(std::string("decap.") +
+                              (list == &c.decap.vxlan_ports ? "vxlan_ports" : "geneve_ports") +
+                              ": at most " + std::to_string(packet::DecapConfig::kMaxPorts) + " ports");
+    for (uint16_t p : c.decap.vxlan_ports)
+        for (uint16_t q : c.decap.geneve_ports)
+            if (p == q)
+                throw ConfigError("decap.geneve_ports: port " + std::to_string(p) +
+                                  " is also in decap.vxlan_ports");
+    if (c.decap.sessions.size() > metrics::kMaxSessions)
+        throw ConfigError("decap.sessions: " + std::to_string(c.decap.sessions.size()) +
+                          " sessions, at most " + std::to_string(metrics::kMaxSessions));
+    {
+        std::set<std::string> snames;
+        std::set<uint32_t> sids;
+        for (size_t i = 0; i < c.decap.sessions.size(); ++i) {
+            const auto& m = c.decap.sessions[i];
+            const std::string base = "decap.sessions[" + std::to_string(i) + "]";
+            if (!valid_label(m.name) || m.name == "other")
+                throw ConfigError(base + ".name: '" + m.name +
+                                  "' must be 1-32 characters of a-z 0-9 _ - and not 'other'");
+            if (!snames.insert(m.name).second)
+                throw ConfigError(base + ".name: '" + m.name + "' is listed twice");
+            if (!sids.insert(m.id).second)
+                throw ConfigError(base + ".id: " + std::to_string(m.id) + " is listed twice");
+        }
+    }
+    if (c.forensics.enabled && c.forensics.dir.empty())
+        throw ConfigError("forensics.dir: empty (forensic captures need a directory)");
+    if (c.forensics.max_total_size < 2 * c.forensics.max_file_size)
+        throw ConfigError("forensics.max_total_size: must be at least twice max_file_size");
     if (c.metrics.auth_username.empty() != c.metrics.auth_password_file.empty())
         throw ConfigError("metrics.basic_auth: give both username and password_file, or neither");
     if (c.metrics.auth_username.find(':') != std::string::npos)

@@ -74,7 +74,42 @@ struct Config {
         uint32_t max_per_second = 1000;
         uint32_t burst = 1000;
         uint32_t ring_size = 4096;
+        bool include_payload = false;  // RST payload bytes (hex, at most 64) in each event
+        uint64_t max_file_size = 100ull << 20;  // live: rotate the event file at this size,
+        uint32_t max_files = 10;                // keeping this many rotated files
     } events;
+
+    // Forensic pcaps around RST episodes (forensics/recorder.hpp).
+    struct {
+        bool enabled = false;
+        std::vector<std::string> causes;  // cause names; empty = all causes
+        uint32_t packets_before = 4;
+        uint32_t packets_after = 16;
+        uint32_t snaplen = 128;
+        uint32_t in_flight = 64;
+        std::string dir = "/var/lib/rstmon/forensics";
+        uint64_t max_file_size = 16ull << 20;
+        uint64_t max_total_size = 1ull << 30;
+    } forensics;
+
+    // Heavy hitters by RST count served at /top and in the JSON report (top/top_summary.hpp).
+    struct {
+        bool enabled = true;
+        uint32_t size = 1000;      // counters per summary
+        uint32_t entries = 10;     // entries per list shown (/top?n= overrides)
+        uint32_t ring_size = 4096;  // per-worker summary ring
+    } top;
+
+    struct {
+        double min_gap_s = 10;  // idle gaps at least this long count when a flow survives them
+    } learned_timeouts;
+
+    // SPAN duplicates (flow/dedup.hpp): a copy of a segment seen within `window` of the first is
+    // counted once (rstmon_duplicates_total) and dropped before tracking.
+    struct {
+        double window_s = 0.002;   // 0 = off
+        uint32_t entries = 65536;  // segments remembered per worker (8 bytes each)
+    } dedup;
 
     struct {
         double idle_threshold_s = 240;
@@ -90,7 +125,22 @@ struct Config {
 
     struct {
         uint32_t window = 4096;  // first payload bytes of each direction scanned for triggers
+        uint32_t pending_flows = 1024;  // per worker: flows whose first message spans segments
+        uint32_t names = 65536;  // per worker: SNI/Host names kept for RST events
     } match;
+
+    // Mirror tunnels the parser opens (lib/packet DecapConfig) and named mirror sessions.
+    struct MirrorSession {
+        std::string name;  // `session` label of rstmon_decap_packets_total
+        uint32_t id = 0;   // ERSPAN session id, VXLAN/Geneve VNI or GRE key
+    };
+    struct {
+        std::vector<uint16_t> vxlan_ports = {4789};
+        std::vector<uint16_t> geneve_ports = {6081};
+        bool gre = true;
+        uint32_t max_tunnels = 2;
+        std::vector<MirrorSession> sessions;
+    } decap;
 };
 
 // The defaults, identical to config/rstmon.yaml.

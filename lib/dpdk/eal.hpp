@@ -33,6 +33,9 @@ struct PortSpec {
     std::string device;  // devargs for rte_dev_probe: PCI address or vdev string
     packet::LinkType link = packet::LinkType::ethernet;
     bool want_timestamps = false;  // net_pcap: keep the capture's timestamps
+    // With want_timestamps: frame number (1-based) and capture time in ns of a frame known
+    // before the replay, against which the driver's timestamp unit is measured (rx_clock.hpp).
+    uint64_t clock_frame = 0, clock_ns = 0;
     int forward_to = -1;  // inline mode: index of the port every received frame is sent out of
 };
 
@@ -82,16 +85,23 @@ public:
     std::vector<std::string> lcore_names() const;
     std::vector<const metrics::LcoreStats*> stats() const;
     const std::vector<rte_ring*>& event_rings() const { return event_rings_; }
+    // Each worker's slot for recompiled match databases (SIGHUP; see pipeline::MatchSwap).
+    std::vector<pipeline::MatchMailbox*> match_mailboxes() const;
     PortCounters port_counters(size_t port_index) const;
     size_t port_count() const { return ports_.size(); }
     uint64_t frames_received() const;  // processed by workers, summed
     uint64_t frames_dropped() const;   // lost before a worker (dispatch ring full), summed
+    // ns per unit of a port's RX timestamps as measured on its PortSpec::clock_frame (1000,
+    // net_pcap's microseconds, until then); 0 for a port without capture timestamps.
+    uint64_t rx_timestamp_unit_ns(size_t port_index) const;
     // Lcores the engine needs besides the main one, for `workers` on ports of this kind.
     static unsigned lcores_needed(uint32_t workers, bool software_dispatch);
 
     // For the lcore loops.
     struct WorkerCtx;
     struct DispatchCtx;
+    struct RxClock;
+    RxClock& rx_clock(size_t port_index) const;
     bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
     const EngineConfig& config() const { return cfg_; }
     const std::vector<uint16_t>& port_ids() const { return port_ids_; }
@@ -110,6 +120,7 @@ private:
     std::unique_ptr<DispatchCtx> dispatch_;
     std::vector<rte_ring*> event_rings_;
     std::vector<rte_ring*> dispatch_rings_;
+    std::unique_ptr<RxClock[]> rx_clocks_;  // by port index
     std::atomic<bool> stop_{false};
     bool launched_ = false;
 };

@@ -16,6 +16,7 @@
 
 #include "dpdk/eal.hpp"
 #include "dpdk/port.hpp"
+#include "dpdk/rx_clock.hpp"
 #include "events/rst_event.hpp"
 #include "flow/flow_key.hpp"
 
@@ -49,9 +50,14 @@ struct BurstClock {
 
 using Scratch = std::array<uint8_t, kScratch>;
 
-// mbuf -> Frame: contiguous data in place, else the headers copied out.
-inline void to_frame(rte_mbuf* m, uint16_t port_index, uint64_t now_ns, Scratch& scratch,
-                     pipeline::Frame& f) {
+inline uint64_t rx_timestamp(const rte_mbuf* m) {
+    return *RTE_MBUF_DYNFIELD(m, ts_dynfield_offset, const rte_mbuf_timestamp_t*);
+}
+
+// mbuf -> Frame: contiguous data in place, else the headers copied out. A driver timestamp
+// (capture time, offline) counts `ts_unit_ns` per unit (Engine::RxClock).
+inline void to_frame(rte_mbuf* m, uint16_t port_index, uint64_t now_ns, uint64_t ts_unit_ns,
+                     Scratch& scratch, pipeline::Frame& f) {
     f.port = port_index;
     f.wire_len = m->pkt_len;
     if (rte_pktmbuf_is_contiguous(m)) {
@@ -63,13 +69,34 @@ inline void to_frame(rte_mbuf* m, uint16_t port_index, uint64_t now_ns, Scratch&
         f.len = f.data ? want : 0;
     }
     if (ts_dynflag && (m->ol_flags & ts_dynflag))
-        // net_pcap (DPDK 22.11) stores the capture time in microseconds.
-        f.ts_ns = *RTE_MBUF_DYNFIELD(m, ts_dynfield_offset, rte_mbuf_timestamp_t*) * 1000;
+        f.ts_ns = rx_timestamp(m) * ts_unit_ns;
     else
         f.ts_ns = now_ns;
 }
 
 }  // namespace
+
+// Per port: the unit of its RX timestamps, measured on one frame whose capture time is known
+// (rx_clock.hpp) by the one lcore that polls the port, before any of that burst's frames is used.
+// Workers behind the dispatcher read it after their ring hand-off, which orders it.
+struct Engine::RxClock {
+    uint64_t frame = 0;      // 1-based frame number to measure on; 0: nothing to measure
+    uint64_t expect_ns = 0;  // its capture time
+    uint64_t seen = 0;       // frames received so far (until the measurement)
+    std::atomic<uint64_t> unit_ns{1000};  // DPDK 22.11 net_pcap's microseconds until measured
+
+    void observe(rte_mbuf* const* m, uint16_t n) {
+        if (seen >= frame) return;
+        for (uint16_t i = 0; i < n; ++i)
+            if (++seen == frame) {
+                if (ts_dynflag && (m[i]->ol_flags & ts_dynflag))
+                    unit_ns.store(measure_timestamp_unit_ns(expect_ns, rx_timestamp(m[i]), 1000),
+                                  std::memory_order_relaxed);
+                return;
+            }
+    }
+    uint64_t unit() const { return unit_ns.load(std::memory_order_relaxed); }
+};
 
 struct Engine::WorkerCtx {
     Engine* engine = nullptr;
@@ -110,6 +137,12 @@ Engine::Engine(const EngineConfig& cfg)
     static std::atomic<unsigned> instances{0};
     const std::string tag = std::to_string(instances.fetch_add(1));
 
+    rx_clocks_ = std::make_unique<RxClock[]>(ports_.size());
+    for (size_t i = 0; i < ports_.size(); ++i)
+        if (ports_[i].want_timestamps) {
+            rx_clocks_[i].frame = ports_[i].clock_frame;
+            rx_clocks_[i].expect_ns = ports_[i].clock_ns;
+        }
     std::vector<ProbedPort> probed;
     bool all_rss = true, any_ts = false;
     for (const PortSpec& ps : ports_) {
@@ -256,6 +289,12 @@ std::vector<const metrics::LcoreStats*> Engine::stats() const {
     return v;
 }
 
+std::vector<pipeline::MatchMailbox*> Engine::match_mailboxes() const {
+    std::vector<pipeline::MatchMailbox*> v;
+    for (const auto& w : workers_) v.push_back(&w->worker->match_mailbox());
+    return v;
+}
+
 std::vector<std::string> Engine::lcore_names() const {
     std::vector<std::string> v;
     for (const auto& w : workers_) v.push_back("worker" + std::to_string(w->id));
@@ -268,6 +307,12 @@ uint64_t Engine::frames_received() const {
     for (const auto& w : workers_)
         for (const auto& c : w->stats->port_packets) n += c.load();
     return n;
+}
+
+Engine::RxClock& Engine::rx_clock(size_t port_index) const { return rx_clocks_[port_index]; }
+
+uint64_t Engine::rx_timestamp_unit_ns(size_t i) const {
+    return i < ports_.size() && ports_[i].want_timestamps ? rx_clocks_[i].unit() : 0;
 }
 
 uint64_t Engine::frames_dropped() const {
@@ -330,11 +375,12 @@ static int worker_main(void* arg) {
     uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
 
     auto run = [&](uint16_t n, uint64_t now_ns, int port_index) {
-        for (uint16_t i = 0; i < n; ++i)
-            to_frame(mbufs[i],
-                     port_index >= 0 ? static_cast<uint16_t>(port_index)
-                                     : eng.port_index(mbufs[i]->port),
-                     now_ns, ctx->scratch[i], frames[i]);
+        if (port_index >= 0) eng.rx_clock(port_index).observe(mbufs, n);  // this lcore polls it
+        for (uint16_t i = 0; i < n; ++i) {
+            const uint16_t pi = port_index >= 0 ? static_cast<uint16_t>(port_index)
+                                                : eng.port_index(mbufs[i]->port);
+            to_frame(mbufs[i], pi, now_ns, eng.rx_clock(pi).unit(), ctx->scratch[i], frames[i]);
+        }
         worker.process(frames, n);
         release(eng, *ctx, mbufs, frames, n);
     };
@@ -405,13 +451,16 @@ static int dispatch_main(void* arg) {
         for (size_t pi = 0; pi < port_ids.size(); ++pi) {
             const uint16_t n = rte_eth_rx_burst(port_ids[pi], 0, mbufs, burst);
             if (n == 0) continue;
+            eng.rx_clock(pi).observe(mbufs, n);
             std::fill(nout.begin(), nout.end(), 0);
             for (uint16_t i = 0; i < n; ++i) {
                 pipeline::Frame f;
-                to_frame(mbufs[i], static_cast<uint16_t>(pi), 0, scratch, f);
+                to_frame(mbufs[i], static_cast<uint16_t>(pi), 0, 0, scratch, f);  // no time needed
                 uint32_t w = 0;  // what is not TCP goes to worker 0, which counts it
-                if (packet::parse(cfg.ports[pi].link, f.data, f.len, seg).status ==
-                    packet::ParseStatus::tcp) {
+                // The workers' decapsulation settings: both directions of a tunnelled flow must
+                // hash on the same inner tuple, on the same worker.
+                if (packet::parse(cfg.ports[pi].link, f.data, f.len, seg, cfg.worker.decap)
+                        .status == packet::ParseStatus::tcp) {
                     flow::make_key(seg, key);
                     w = flow::symmetric_hash(key) % nworkers;
                 }

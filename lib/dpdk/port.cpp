@@ -11,10 +11,20 @@
 
 namespace rstmon::dpdk {
 
-const uint8_t kSymmetricRssKey[40] = {
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+const uint8_t kSymmetricRssKey[kMaxRssKeyLen] = {
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d,
+    0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d,
+    0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+
+uint8_t rss_key_len(uint8_t hash_key_size) {
+    // 0: the driver does not say; 40 bytes is what every Toeplitz NIC accepts.
+    if (hash_key_size == 0) return 40;
+    // The pattern repeats every 2 bytes, so any even length up to ours stays symmetric (Intel
+    // XL710/E810 take 52 bytes, most others 40).
+    if (hash_key_size % 2 != 0 || hash_key_size > kMaxRssKeyLen) return 0;
+    return hash_key_size;
+}
 
 namespace {
 std::runtime_error dpdk_error(const std::string& what, int err) {
@@ -36,7 +46,8 @@ ProbedPort probe_port(const PortSpec& spec) {
     p.max_tx_queues = info.max_tx_queues;
     p.rss = info.max_rx_queues > 1 &&
             (info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP)) != 0 &&
-            (info.hash_key_size == 0 || info.hash_key_size == sizeof kSymmetricRssKey);
+            rss_key_len(info.hash_key_size) != 0;
+    p.rss_key_len = rss_key_len(info.hash_key_size);
     return p;
 }
 
@@ -49,7 +60,7 @@ void start_port(const ProbedPort& port, const std::string& name, const PortSetup
     if (s.rss) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_key = const_cast<uint8_t*>(kSymmetricRssKey);
-        conf.rx_adv_conf.rss_conf.rss_key_len = sizeof kSymmetricRssKey;
+        conf.rx_adv_conf.rss_conf.rss_key_len = port.rss_key_len;
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP) & info.flow_type_rss_offloads;
     }

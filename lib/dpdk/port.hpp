@@ -12,12 +12,17 @@ struct PortSpec;
 
 // The symmetric Toeplitz key (0x6d5a repeated): hash(a->b) == hash(b->a), so both directions of
 // a connection land on the same queue and worker.
-extern const uint8_t kSymmetricRssKey[40];
+inline constexpr uint8_t kMaxRssKeyLen = 52;
+extern const uint8_t kSymmetricRssKey[kMaxRssKeyLen];
+// The key length to program for a NIC that reports `hash_key_size` bytes (rte_eth_dev_info),
+// 0 when our symmetric key cannot be given to it.
+uint8_t rss_key_len(uint8_t hash_key_size);
 
 struct ProbedPort {
     uint16_t id = 0;
     uint16_t max_rx_queues = 1, max_tx_queues = 0;
     bool rss = false;  // can spread over several RX queues with our key
+    uint8_t rss_key_len = 40;  // bytes of kSymmetricRssKey the NIC takes
 };
 
 // rte_dev_probe + lookup by name (PCI address or the vdev name before the first comma).

@@ -138,15 +138,26 @@ void FlowTable::sweep(uint64_t now_ns, uint32_t budget) {
     }
 }
 
+// A SYN flood must not push out the connections being monitored: in the sample, a flow that
+// never completed its handshake or has already closed (FIN/RST) goes first, the stalest of those;
+// a live connection is evicted only when the whole sample is live. It costs nothing until the
+// table is full.
 bool FlowTable::evict_one(uint64_t now_ns) {
     uint32_t victim = UINT32_MAX;
     uint64_t oldest = UINT64_MAX;
+    bool victim_live = true;
     for (uint32_t i = 0; i < kEvictSample; ++i) {
         const uint32_t pos = cursor_;
         cursor_ = cursor_ + 1 == slots_ ? 0 : cursor_ + 1;
-        if (records_[pos].in_use && records_[pos].last_ns < oldest) {
-            oldest = records_[pos].last_ns;
+        const FlowRecord& r = records_[pos];
+        if (!r.in_use) continue;
+        const tcp::Connection& c = r.conn;
+        const bool live = !c.any_fin() && !c.any_rst() &&
+                          (c.established || c.origin != tcp::Origin::handshake);
+        if ((victim_live && !live) || (live == victim_live && r.last_ns < oldest)) {
+            oldest = r.last_ns;
             victim = pos;
+            victim_live = live;
         }
     }
     if (victim == UINT32_MAX) return false;

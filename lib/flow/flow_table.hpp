@@ -19,6 +19,9 @@ struct alignas(64) FlowRecord {
     tcp::Connection conn;
     uint16_t gen = 0;       // bumped each time the slot is reused: stale references can tell
     uint8_t in_use = 0;
+    // SPAN copies of this flow's segments came with another TTL: it is mirrored on both sides of
+    // a router (flow/dedup.hpp), so an RST seen on one side only was made between the two.
+    uint8_t two_sided = 0;
 
     // Milliseconds since the flow's first packet, as the connection state keeps time.
     tcp::Ms ms(uint64_t ts_ns) const {
@@ -59,7 +62,8 @@ public:
     // Changes whenever a flow is inserted or removed: cached lookups are stale after that.
     uint64_t mutations() const { return mutations_; }
     // Inserts a new flow at `now`. When the table is full, a SYN evicts the stalest of a sample of
-    // flows; any other packet is refused (nullptr) so live flows keep being tracked.
+    // flows, half-open or closed ones before live connections (RemoveReason::evicted); any other
+    // packet is refused (nullptr) so live flows keep being tracked.
     FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
     void remove(const FlowKey& key);
     // Lazy refresh: a record found by lookup whose timeout has passed at `now_ns` is removed here

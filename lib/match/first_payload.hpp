@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "match/host_name.hpp"
 #include "match/http_host.hpp"
@@ -79,5 +80,26 @@ struct Identification {
 // The extracted name is written to `name` (valid when status is named). No allocation.
 Identification identify(const uint8_t* data, size_t len, const MatchDatabases& db,
                         Scratch& scratch, HostName& name);
+
+// How a flow's service was finally decided. X(name, one line for an operator): defined once,
+// the enum and the metric label derive from it.
+#define RSTMON_IDENT_METHODS(X)                                                       \
+    X(sni, "a services[].sni pattern matched the TLS server name")                    \
+    X(host, "a services[].host pattern matched the HTTP Host")                         \
+    X(port, "no name pattern matched: the server port is a configured service port") \
+    X(none, "no name pattern matched and the port is no service port: other")
+
+enum class IdentMethod : uint8_t {
+#define X(name, help) name,
+    RSTMON_IDENT_METHODS(X)
+#undef X
+        count_
+};
+inline constexpr size_t kIdentMethodCount = static_cast<size_t>(IdentMethod::count_);
+inline constexpr std::string_view kIdentMethodNames[] = {
+#define X(name, help) #name,
+    RSTMON_IDENT_METHODS(X)
+#undef X
+};
 
 }  // namespace rstmon::match

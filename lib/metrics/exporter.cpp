@@ -1,14 +1,21 @@
 #include "metrics/exporter.hpp"
 
 #include <CivetServer.h>
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <prometheus/exposer.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <limits>
+#include <thread>
 #include <type_traits>
 #include <prometheus/metric_family.h>
 
@@ -77,6 +84,8 @@ void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
         t.events_dropped += l->events_dropped.load();
         t.rst_finalized_early += l->rst_finalized_early.load();
         t.dispatch_dropped += l->dispatch_dropped.load();
+        t.duplicates += l->duplicates.load();
+        t.one_sided_flows += l->one_sided_flows.load();
         for (size_t p = 0; p < kMaxPorts; ++p) {
             t.tx_packets[p] += l->tx_packets[p].load();
             t.tx_dropped[p] += l->tx_dropped[p].load();
@@ -90,6 +99,21 @@ void sum_into(const std::vector<const LcoreStats*>& stats, Totals& t) {
             t.rst_idle_sum_us[c] += l->rst_idle_sum_us[c].load();
             t.rst_age_sum_us[c] += l->rst_age_sum_us[c].load();
         }
+        for (size_t e = 0; e < packet::kEncapCount; ++e)
+            for (size_t s = 0; s <= kMaxSessions; ++s) t.decap[e][s] += l->decap[e][s].load();
+        for (size_t m = 0; m < match::kIdentMethodCount; ++m)
+            t.service_identified[m] += l->service_identified[m].load();
+        for (size_t r = 0; r < match::kSniResultCount; ++r)
+            t.tls_names[r] += l->tls_names[r].load();
+        for (size_t r = 0; r < match::kHttpHostResultCount; ++r)
+            t.http_names[r] += l->http_names[r].load();
+        t.match_pool_exhausted += l->match_pool_exhausted.load();
+        t.match_names_evicted += l->match_names_evicted.load();
+        t.match_scan_errors += l->match_scan_errors.load();
+        t.match_buffers_in_use += l->match_buffers_in_use.load();
+        for (size_t c = 0; c < kCauseCount; ++c)
+            for (size_t g = 0; g < match::kMaxTriggers; ++g)
+                t.rst_by_trigger[c][g] += l->rst_by_trigger[c][g].load();
     }
 }
 
@@ -188,7 +212,9 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
         b.add(static_cast<double>(v));
         out.push_back(std::move(b.f));
     };
-    single("rstmon_tcp_packets_total", "TCP segments parsed", MetricType::Counter, t.tcp_packets);
+    single("rstmon_tcp_packets_total",
+           "TCP segments parsed and tracked (SPAN copies: rstmon_duplicates_total instead)",
+           MetricType::Counter, t.tcp_packets);
     single("rstmon_sliced_packets_total",
            "TCP frames shorter than their IP length (snaplen/slicing), tracked by the IP length",
            MetricType::Counter, t.sliced);
@@ -204,6 +230,15 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     single("rstmon_events_dropped_total",
            "RST event records lost to a full ring or the events rate limit (counters still count)",
            MetricType::Counter, t.events_dropped);
+
+    single("rstmon_duplicates_total",
+           "SPAN copies of a TCP segment already seen within dedup.window (same IP ID, seq, ack, "
+           "flags, length and TCP checksum; TTL and L2 may differ), dropped before tracking",
+           MetricType::Counter, t.duplicates);
+    single("rstmon_one_sided_flows_total",
+           "Flows that ended with segments from one side only (asymmetric routing or a one-way "
+           "mirror): their RSTs lack the other side's evidence",
+           MetricType::Counter, t.one_sided_flows);
 
     single("rstmon_rst_finalized_early_total",
            "RSTs made final before their episode's linger ended (pending queue full)",
@@ -263,6 +298,72 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
               kIdleBucketsS, t.rst_idle_bucket, t.rst_idle_sum_us);
     histogram("rstmon_rst_flow_age_seconds", "Age of a tracked flow at its RST, by cause",
               kAgeBucketsS, t.rst_age_bucket, t.rst_age_sum_us);
+
+    FamilyBuilder decap("rstmon_decap_packets_total",
+                        "Frames that arrived inside a mirror tunnel, by encapsulation (outermost "
+                        "ERSPAN/VXLAN/Geneve, else GRE, else MPLS) and configured mirror session",
+                        MetricType::Counter, app);
+    for (size_t e = 1; e < packet::kEncapCount; ++e)
+        for (size_t s = 0; s <= kMaxSessions && s < std::max<size_t>(info_.session_names.size(), 1); ++s)
+            if (s == 0 || t.decap[e][s] != 0)  // every encapsulation appears; named sessions when seen
+                decap.add(static_cast<double>(t.decap[e][s]),
+                          {{"encap", std::string(packet::encap_name(static_cast<packet::Encap>(e)))},
+                           {"session", s < info_.session_names.size() ? info_.session_names[s] : "other"}});
+    out.push_back(std::move(decap.f));
+
+    // Services and triggers (pipeline/flow_match.hpp).
+    FamilyBuilder ident("rstmon_service_identified_total",
+                        "Flows whose service was decided from the client's first payload, by how: "
+                        "sni/host (a name pattern matched), port (the port map), none (other)",
+                        MetricType::Counter, app);
+    for (size_t m = 0; m < match::kIdentMethodCount; ++m)
+        ident.add(static_cast<double>(t.service_identified[m]),
+                  {{"method", std::string(match::kIdentMethodNames[m])}});
+    out.push_back(std::move(ident.f));
+    FamilyBuilder names("rstmon_first_payload_names_total",
+                        "Clients' first payloads that were a TLS ClientHello (kind=sni) or an "
+                        "HTTP/1.x request (kind=host), by what name extraction found (incomplete: "
+                        "the rest never came, the buffer filled or none was free)",
+                        MetricType::Counter, app);
+    for (size_t r = 0; r < match::kSniResultCount; ++r) {
+        const auto result = static_cast<match::SniResult>(r);
+        if (result != match::SniResult::not_tls)
+            names.add(static_cast<double>(t.tls_names[r]),
+                      {{"kind", "sni"}, {"result", std::string(match::sni_result_name(result))}});
+    }
+    for (size_t r = 0; r < match::kHttpHostResultCount; ++r) {
+        const auto result = static_cast<match::HttpHostResult>(r);
+        if (result != match::HttpHostResult::not_http)
+            names.add(static_cast<double>(t.http_names[r]),
+                      {{"kind", "host"},
+                       {"result", std::string(match::http_host_result_name(result))}});
+    }
+    out.push_back(std::move(names.f));
+    single("rstmon_match_pool_exhausted_total",
+           "Flows whose first message spanned segments while no reassembly buffer was free "
+           "(decided by port; raise match.pending_flows)",
+           MetricType::Counter, t.match_pool_exhausted);
+    single("rstmon_match_buffers_in_use",
+           "Reassembly buffers held by flows whose first message is still incomplete",
+           MetricType::Gauge, t.match_buffers_in_use);
+    single("rstmon_match_names_evicted_total",
+           "SNI/Host names of live flows pushed out of the name table (their RST events lack "
+           "sni/host; raise match.names)",
+           MetricType::Counter, t.match_names_evicted);
+    single("rstmon_match_scan_errors_total",
+           "Hyperscan scans that failed (a bug if not 0: the scan counted as no match)",
+           MetricType::Counter, t.match_scan_errors);
+    FamilyBuilder by_trigger("rstmon_rst_by_trigger_total",
+                             "RSTs of flows whose first bytes matched a trigger, by cause and the "
+                             "first matching trigger in config order",
+                             MetricType::Counter, app);
+    for (size_t c = 0; c < kCauseCount; ++c)
+        for (size_t g = 0; g < match::kMaxTriggers && g < info_.trigger_names.size(); ++g)
+            if (t.rst_by_trigger[c][g] != 0)  // sparse, as rstmon_rst_total
+                by_trigger.add(static_cast<double>(t.rst_by_trigger[c][g]),
+                               {{"cause", std::string(classify::kCauses[c].name)},
+                                {"trigger", info_.trigger_names[g]}});
+    out.push_back(std::move(by_trigger.f));
 
     FamilyBuilder fill("rstmon_flow_table_fill_ratio",
                        "Share of a worker's flow table in use (1 = full: SYNs evict, others untracked)",
@@ -337,6 +438,8 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     start.add(info_.start_time_s);
     out.push_back(std::move(start.f));
 
+    if (info_.extra_families) info_.extra_families(out);
+
     FamilyBuilder info("rstmon_build_info", "Build information; value is always 1",
                        MetricType::Gauge, app);
     info.add(1, {{"version", info_.version}, {"dpdk_version", info_.dpdk_version}});
@@ -367,11 +470,24 @@ MetricsServer::MetricsServer(const MetricsServerOptions& o,
                              std::shared_ptr<prometheus::Collectable> c)
     : collectable_(std::move(c)) {
     static CivetCallbacks callbacks{};
+    // While the server starts (in this thread), civetweb's first complaint becomes the error
+    // (one line: "cannot bind to 127.0.0.1:9580: 98 (Address already in use)").
+    static thread_local std::string* start_error = nullptr;
     callbacks.log_message = [](const mg_connection*, const char* msg) {
-        std::fprintf(stderr, "civetweb: %s\n", msg);
+        if (start_error != nullptr) {
+            if (start_error->empty()) *start_error = msg;
+        } else {
+            std::fprintf(stderr, "civetweb: %s\n", msg);
+        }
         return 1;
     };
     // civetweb marks a TLS listener with an "s" after the port.
+    // Where to connect to wake the listener at stop: the listen address, loopback for "any".
+    listen_host_ = o.listen.substr(0, o.listen.rfind(':'));
+    if (listen_host_.size() >= 2 && listen_host_.front() == '[')
+        listen_host_ = listen_host_.substr(1, listen_host_.size() - 2);
+    if (listen_host_.empty() || listen_host_ == "0.0.0.0") listen_host_ = "127.0.0.1";
+    if (listen_host_ == "::") listen_host_ = "::1";
     std::vector<std::string> options = {"listening_ports", o.listen + (o.tls_cert_file.empty() ? "" : "s"),
                                         "num_threads", "2"};
     if (!o.tls_cert_file.empty()) {
@@ -379,7 +495,20 @@ MetricsServer::MetricsServer(const MetricsServerOptions& o,
         options.insert(options.end(), {"ssl_certificate", o.tls_cert_file,
                                        "ssl_protocol_version", "4"});  // 4: TLS 1.2 and newer
     }
-    exposer_ = std::make_unique<prometheus::Exposer>(options, &callbacks);
+    // The exposer keeps its CivetServer private; civetweb hands us its context on start-up (in
+    // this thread), so /top can be served by the same server.
+    static thread_local const mg_context* started_ctx = nullptr;
+    started_ctx = nullptr;
+    callbacks.init_context = [](const mg_context* ctx) { started_ctx = ctx; };
+    std::string error;
+    start_error = &error;
+    try {
+        exposer_ = std::make_unique<prometheus::Exposer>(options, &callbacks);
+    } catch (const std::exception& e) {
+        start_error = nullptr;
+        throw std::runtime_error(error.empty() ? e.what() : error);
+    }
+    start_error = nullptr;
     if (!o.username.empty()) {
         // Compared in constant time: a scrape endpoint must not leak the password by timing.
         exposer_->RegisterAuth(
@@ -396,10 +525,54 @@ MetricsServer::MetricsServer(const MetricsServerOptions& o,
             "rstmon");
     }
     exposer_->RegisterCollectable(collectable_);
+    if (o.top_json)
+        top_ = std::make_unique<JsonEndpoint>(const_cast<mg_context*>(started_ctx), "/top",
+                                              o.top_json, o.username, o.password);
 }
 
+namespace {
+// One TCP connection to the listener, closed at once (it only has to make poll(2) return).
+void poke(const std::string& host, int port) {
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&sa);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&sa);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<uint16_t>(port));
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<uint16_t>(port));
+        len = sizeof *v6;
+    } else {
+        return;
+    }
+    const int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return;
+    connect(fd, reinterpret_cast<sockaddr*>(&sa), len);  // in progress is enough
+    close(fd);
+}
+}  // namespace
+
+// civetweb's listener thread polls its sockets with a 2 s timeout and only then sees the stop
+// flag: while it stops, a connection of our own every 20 ms wakes it, so a SIGTERM ends rstmon
+// in milliseconds rather than up to 2 s.
 MetricsServer::~MetricsServer() {
-    if (exposer_) exposer_->RemoveCollectable(collectable_);
+    if (!exposer_) return;
+    exposer_->RemoveCollectable(collectable_);
+    top_.reset();  // its handler goes before the server, as member order would have it
+    const int listening = port();
+    std::atomic<bool> stopped{false};
+    std::thread waker([&] {
+        while (!stopped.load()) {
+            poke(listen_host_, listening);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    exposer_.reset();
+    stopped.store(true);
+    waker.join();
 }
 
 int MetricsServer::port() const {

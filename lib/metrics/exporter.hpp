@@ -3,6 +3,7 @@
 #pragma once
 
 #include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
 #include <atomic>
 #include <functional>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/json_endpoint.hpp"
 #include "metrics/lcore_stats.hpp"
 
 namespace prometheus {
@@ -40,6 +42,11 @@ struct ExporterInfo {
     std::function<std::vector<NicCounters>()> nic_counters;  // may be empty
     double start_time_s = 0;                   // unix time the process started
     const ReloadStatus* reload = nullptr;      // may be null (no reloads in this mode)
+    std::vector<std::string> session_names;    // mirror sessions; index 0 = "other"
+    std::vector<std::string> trigger_names;    // config triggers, by index (trigger label)
+    // Families kept outside LcoreStats (forensic captures, learned timeouts), appended at scrape
+    // time; may be empty. Called on a civetweb thread.
+    std::function<void(std::vector<prometheus::MetricFamily>&)> extra_families;
 };
 
 // Totals over all workers, used by the offline report as well as the exporter.
@@ -52,12 +59,19 @@ struct Totals {
     uint64_t flows_created = 0, flows_active = 0, flows_expired = 0, flows_evicted = 0;
     uint64_t flow_table_full = 0, untracked_packets = 0, events_dropped = 0;
     uint64_t rst_finalized_early = 0, dispatch_dropped = 0;
+    uint64_t duplicates = 0, one_sided_flows = 0;
     uint64_t tx_packets[kMaxPorts]{}, tx_dropped[kMaxPorts]{};
     uint64_t connections[kOutcomeCount]{};
     uint64_t rst_idle_bucket[classify::kCauseCount][kIdleBuckets]{};
     uint64_t rst_idle_sum_us[classify::kCauseCount]{};
     uint64_t rst_age_bucket[classify::kCauseCount][kAgeBuckets]{};
     uint64_t rst_age_sum_us[classify::kCauseCount]{};
+    uint64_t decap[packet::kEncapCount][kMaxSessions + 1]{};
+    uint64_t service_identified[match::kIdentMethodCount]{};
+    uint64_t tls_names[match::kSniResultCount]{}, http_names[match::kHttpHostResultCount]{};
+    uint64_t match_pool_exhausted = 0, match_names_evicted = 0, match_scan_errors = 0;
+    uint64_t match_buffers_in_use = 0;
+    uint64_t rst_by_trigger[classify::kCauseCount][match::kMaxTriggers]{};
 
     uint64_t packets() const;
     uint64_t rst_by_cause(size_t cause) const;
@@ -82,6 +96,9 @@ struct MetricsServerOptions {
     std::string username;       // basic auth when non-empty
     std::string password;
     std::string tls_cert_file;  // HTTPS when non-empty (PEM: key + certificate chain)
+    // GET /top beside /metrics (same port, TLS and basic auth) when set: given the query string
+    // (may be empty), returns the JSON body, or throws std::invalid_argument for a 400.
+    std::function<std::string(const std::string& query)> top_json;
 };
 
 // The HTTP endpoint (prometheus-cpp's civetweb threads, never a worker lcore).
@@ -95,6 +112,8 @@ public:
 private:
     std::unique_ptr<prometheus::Exposer> exposer_;
     std::shared_ptr<prometheus::Collectable> collectable_;
+    std::unique_ptr<JsonEndpoint> top_;  // after exposer_: unregistered before the server stops
+    std::string listen_host_;  // where a connection of our own wakes the listener at stop
 };
 
 }  // namespace rstmon::metrics

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "classify/taxonomy.hpp"
+#include "match/first_payload.hpp"
 #include "metrics/rst_histograms.hpp"
 #include "packet/packet.hpp"
 
@@ -16,6 +17,7 @@ namespace rstmon::metrics {
 inline constexpr size_t kMaxServices = 32;           // configured services (+ "other" at index 0)
 inline constexpr size_t kServiceSlots = kMaxServices + 1;
 inline constexpr size_t kMaxPorts = 16;
+inline constexpr size_t kMaxSessions = 16;            // configured mirror sessions (+ "other")
 
 struct Counter {
     uint64_t v = 0;
@@ -29,7 +31,8 @@ struct Counter {
     X(fin, "closed with FIN")                                        \
     X(rst, "ended by an RST")                                        \
     X(handshake_timeout, "SYN never answered, flow expired")         \
-    X(idle_expired, "expired from the table without FIN or RST")
+    X(idle_expired, "expired from the table without FIN or RST")     \
+    X(evicted, "pushed out of a full table before FIN, RST or expiry")
 
 enum class Outcome : uint8_t {
 #define X(name, help) name,
@@ -66,12 +69,24 @@ struct alignas(64) LcoreStats {
     Counter tx_packets[kMaxPorts];   // inline mode: frames forwarded out of this port
     Counter tx_dropped[kMaxPorts];   // inline mode: frames the port's TX queue refused
     Counter dispatch_dropped;        // software dispatch: frames lost to a full worker ring
+    Counter duplicates;         // SPAN copies of a segment already seen (flow/dedup.hpp), dropped
+    Counter one_sided_flows;    // flows that ended with one direction never seen (tcp/connection.hpp)
     // Per-cause histograms of RSTs of tracked flows (bounds in rst_histograms.hpp): buckets are
     // not cumulative here (one increment per RST); the exporter accumulates them at scrape time.
     Counter rst_idle_bucket[classify::kCauseCount][kIdleBuckets];
     Counter rst_idle_sum_us[classify::kCauseCount];
     Counter rst_age_bucket[classify::kCauseCount][kAgeBuckets];
     Counter rst_age_sum_us[classify::kCauseCount];
+    Counter decap[packet::kEncapCount][kMaxSessions + 1];  // tunnelled frames; [none] unused
+    // Services and triggers (pipeline/flow_match.hpp), once per flow unless said otherwise.
+    Counter service_identified[match::kIdentMethodCount];  // how the service was decided
+    Counter tls_names[match::kSniResultCount];         // first payload a ClientHello: result
+    Counter http_names[match::kHttpHostResultCount];   // first payload an HTTP/1.x request
+    Counter match_pool_exhausted;   // a split first message found no free buffer
+    Counter match_names_evicted;    // a kept name pushed out by another (its set was full)
+    Counter match_scan_errors;      // gauge-like total, set by the worker: Hyperscan refusals
+    Counter match_buffers_in_use;   // gauge: reassembly buffers held now
+    Counter rst_by_trigger[classify::kCauseCount][match::kMaxTriggers];  // RSTs, first trigger
     Counter flow_capacity;      // gauge: flows this worker's table holds at most
     Counter busy_cycles;        // cycles spent on non-empty bursts
     Counter poll_cycles;        // cycles spent polling in all

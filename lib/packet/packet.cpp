@@ -129,6 +129,7 @@ Verdict parse_tcp(const uint8_t* p, size_t avail, size_t l4len, TcpSegment& s) {
     s.ack = rd32(p + 8);
     s.flags = p[13];
     s.window = rd16(p + 14);
+    s.checksum = rd16(p + 16);
     if (!parse_tcp_options(p + 20, doff - 20, s)) return malformed(Malformed::bad_tcp_option);
     s.payload_len = static_cast<uint32_t>(l4len - doff);
     s.payload_caplen = static_cast<uint32_t>(avail - doff);

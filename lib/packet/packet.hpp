@@ -123,6 +123,7 @@ struct TcpSegment {
     uint16_t mss = 0;          // 0 = absent
     uint16_t vlan = 0;         // outermost VLAN id of the tracked frame (inside any tunnel;
                                // the ERSPAN header's when that frame is untagged), 0 = none
+    uint16_t checksum = 0;     // TCP checksum as captured (flow/dedup.hpp: copies of a frame)
     uint32_t seq = 0, ack = 0;
     uint32_t payload_len = 0;  // from the IP length: what the sender sent
     uint32_t payload_caplen = 0;  // of which present in the frame

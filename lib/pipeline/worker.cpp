@@ -1,5 +1,9 @@
 #include "pipeline/worker.hpp"
 
+#include "events/evidence.hpp"
+#include "forensics/writer.hpp"
+#include "top/feed.hpp"
+
 #include <rte_branch_prediction.h>
 #include <algorithm>
 #include <rte_pause.h>
@@ -13,12 +17,16 @@ using packet::tcpflag::rst;
 using packet::tcpflag::syn;
 
 Worker::Worker(const WorkerConfig& cfg, flow::FlowTable& table, metrics::LcoreStats& stats)
-    : cfg_(cfg), table_(table), stats_(stats), pending_(cfg.pending_rsts ? cfg.pending_rsts : 1),
+    : cfg_(cfg), table_(table), stats_(stats), matcher_(cfg.match, stats),
+      dedup_(cfg.dedup_window_ns, cfg.dedup_entries),
+      pending_(cfg.pending_rsts ? cfg.pending_rsts : 1),
       tokens_(cfg.events_burst) {
     table_.set_remove_hook(&Worker::on_flow_removed, this);
+    if (cfg_.forensics != nullptr) recorder_ = cfg_.forensics->recorder(cfg_.worker_id);
 }
 
 void Worker::process(const Frame* frames, uint32_t n) {
+    matcher_.poll_mailbox();  // a burst boundary: new match databases (SIGHUP) take over here
     for (uint32_t base = 0; base < n; base += flow::FlowTable::kBulkMax)
         process_chunk(frames + base, std::min(n - base, flow::FlowTable::kBulkMax));
     finalize_due(now_ns_);
@@ -40,8 +48,19 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
         pkts[port]++;
         bytes[port] += f.wire_len;
         if (f.ts_ns > now_ns_) now_ns_ = f.ts_ns;
-        const packet::ParseResult r = packet::parse(cfg_.link[port], f.data, f.len, segs_[i]);
+        const packet::ParseResult r =
+            packet::parse(cfg_.link[port], f.data, f.len, segs_[i], cfg_.decap);
+        if (unlikely(r.encap != packet::Encap::none)) count_decap(r);
         if (likely(r.status == ParseStatus::tcp)) {
+            // A multi-segment frame is parsed from a copy of its first bytes (len < wire_len):
+            // it is sliced only if the datagram runs past the whole frame, not past the copy.
+            if (unlikely(segs_[i].sliced) && f.wire_len > f.len)
+                segs_[i].sliced = static_cast<size_t>(segs_[i].payload - f.data) +
+                                      segs_[i].payload_len > f.wire_len;
+            if (dedup_.enabled()) {  // the filter's set loads while the burst is parsed
+                dedup_sigs_[i] = flow::segment_signature(segs_[i]);
+                dedup_.prefetch(dedup_sigs_[i]);
+            }
             sides_[i] = flow::make_key(segs_[i], keys_[i]);
             key_ptrs[ntcp] = &keys_[i];
             tcp_index[ntcp++] = static_cast<uint8_t>(i);
@@ -52,13 +71,18 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
         }
     }
     if (ntcp > 0) table_.lookup_bulk(key_ptrs, ntcp, found);
+    if (unlikely(recorder_ != nullptr))  // forensic frame rings: a cache miss each, overlapped
+        for (uint32_t j = 0; j < ntcp; ++j)
+            if (found[j]) recorder_->prefetch_header(table_.position(found[j]));
     const uint64_t mutations = table_.mutations();
     for (uint32_t j = 0; j < ntcp; ++j) {
         const uint32_t i = tcp_index[j];
         // An insert or removal earlier in the chunk may have made the bulk answer stale.
         flow::FlowRecord* rec =
             likely(table_.mutations() == mutations) ? found[j] : table_.lookup(keys_[i]);
-        handle_tcp(frames[i], segs_[i], keys_[i], sides_[i], rec);
+        if (unlikely(recorder_ != nullptr) && j + 1 < ntcp && found[j + 1])
+            recorder_->prefetch_slot(table_.position(found[j + 1]));
+        handle_tcp(frames[i], segs_[i], keys_[i], sides_[i], rec, dedup_sigs_[i]);
     }
     for (size_t p = 0; p < metrics::kMaxPorts; ++p) {
         if (pkts[p] == 0) continue;
@@ -67,7 +91,21 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
     }
 }
 
+// Frames that arrived inside a mirror tunnel, by encapsulation and configured session (a short
+// scan of at most kMaxSessions ids, for tunnelled frames only).
+void Worker::count_decap(const packet::ParseResult& r) {
+    size_t slot = 0;
+    if (r.has_session)
+        for (size_t s = 0; s < cfg_.session_count; ++s)
+            if (cfg_.session_ids[s] == r.session) {
+                slot = s + 1;
+                break;
+            }
+    stats_.decap[static_cast<size_t>(r.encap)][slot].inc();
+}
+
 void Worker::idle(uint64_t now_ns) {
+    matcher_.poll_mailbox();
     if (now_ns > now_ns_) now_ns_ = now_ns;
     finalize_due(now_ns_);
     table_.sweep(now_ns_, cfg_.sweep_per_burst);
@@ -96,21 +134,28 @@ void Worker::publish() {
     stats_.flows_expired.set(t.expired);
     stats_.flows_evicted.set(t.evicted);
     stats_.flow_table_full.set(t.full);
+    matcher_.publish();
 }
 
 // How a connection ended, counted once when its flow leaves the table or its 4-tuple is reused.
-void Worker::end_connection(const flow::FlowRecord& rec) {
+// `why`: a flow the full table pushed out (to admit a SYN) did not end by itself; unless it had
+// closed, its outcome is `evicted`, never a timeout it did not reach.
+void Worker::end_connection(const flow::FlowRecord& rec, flow::RemoveReason why) {
+    matcher_.on_end(rec, table_.position(&rec));  // its buffer and kept name go back
     const tcp::Connection& c = rec.conn;
     metrics::Outcome o;
     if (c.any_rst())
         o = metrics::Outcome::rst;
     else if (c.any_fin())
         o = metrics::Outcome::fin;
+    else if (why == flow::RemoveReason::evicted)
+        o = metrics::Outcome::evicted;
     else if (c.origin == tcp::Origin::handshake && !c.established)
         o = metrics::Outcome::handshake_timeout;  // e.g. a SYN dropped by a full backlog
     else
         o = metrics::Outcome::idle_expired;
     stats_.connections[static_cast<size_t>(o)].inc();
+    if (unlikely(c.one_sided())) stats_.one_sided_flows.inc();
 }
 
 // Traffic on a 4-tuple after its reset episode ended: both ends dropped that connection, so this
@@ -127,12 +172,19 @@ void Worker::restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment
     rec.first_ns = ts_ns;
 }
 
-void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason) {
-    static_cast<Worker*>(self)->end_connection(rec);
+void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason why) {
+    static_cast<Worker*>(self)->end_connection(rec, why);
 }
 
 void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
-                        tcp::Side side, flow::FlowRecord* rec) {
+                        tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig) {
+    // A SPAN copy of a segment already seen goes no further (flow/dedup.hpp); what its TTL says
+    // about the mirror points is kept.
+    if (dedup_.enabled() && dedup_.is_copy(dedup_sig, f.ts_ns)) {
+        stats_.duplicates.inc();
+        if (rec != nullptr) note_copy(*rec, seg, side);
+        return;
+    }
     stats_.tcp_packets.inc();
     if (unlikely(seg.sliced)) stats_.sliced.inc();
     if (rec != nullptr && unlikely(table_.expire_if_stale(rec, f.ts_ns))) rec = nullptr;
@@ -151,11 +203,13 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
         }
         rec->conn.start(seg, side);
         if (rec->conn.client == tcp::kNoSide) rec->conn.client = guess_client(key);
-    } else if (unlikely(seg.has(syn) && !seg.has(ack) &&
-                        (rec->conn.any_fin() || rec->conn.any_rst()))) {
+    } else if (unlikely(seg.has(syn) && (rec->conn.any_fin() || rec->conn.any_rst()) &&
+                        (!seg.has(ack) || (rec->conn.dir[side].syn &&
+                                           seg.seq != rec->conn.dir[side].isn)))) {
         // A SYN on a 4-tuple whose connection had closed or been reset: a new connection (also
         // when a stack retries with the same ISN). After a FIN close the old one may still be in
-        // TIME_WAIT at an endpoint: the record is our "recently closed" memory.
+        // TIME_WAIT at an endpoint: the record is our "recently closed" memory. So is a SYN-ACK
+        // with another ISN than the side's earlier one: the new connection's SYN was missed.
         end_connection(*rec);
         const bool after_fin = rec->conn.any_fin();
         const uint16_t gen = static_cast<uint16_t>(rec->gen + 1);
@@ -171,13 +225,40 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
         c.episode.cause = static_cast<uint8_t>(classify::on_episode_segment(
             c, side, seg, static_cast<classify::Cause>(c.episode.cause)));
     const bool first_from_side = c.dir[side].ttl_base == 0;
+    // The other side answered the segment that ended a long silence: the flow survived that gap
+    // (what bounds a middlebox's idle timeout from below). Only after long gaps: cheap.
+    if (unlikely(static_cast<uint64_t>(c.last_gap_ms) * 1000000ull >= cfg_.learn_min_gap_ns) &&
+        c.last_side == tcp::other(side) && !c.any_rst() && cfg_.top != nullptr)
+        note_survived_gap(c, key);
+    const uint64_t prev_ns = rec->last_ns;
+    const bool handshaking = !c.established;
     rec->last_ns = f.ts_ns;
     c.update(seg, side, now);
+    // Each side's handshake answer delay (SYN -> SYN-ACK, SYN-ACK -> ACK): its round trip from
+    // the monitor, against which the classifier judges whether an RST answered promptly.
+    if (unlikely(handshaking) && (c.established || (c.synack && seg.has(syn))) &&
+        c.dir[side].answer == 0 && f.ts_ns > prev_ns)
+        c.dir[side].answer = tcp::answer_code((f.ts_ns - prev_ns) / 1000);
     if (first_from_side) hosts_.learn(seg.src, seg.ttl);
     if (unlikely(!c.service_set)) {  // once per flow, not per packet
         c.service = service_of(seg, key, &c);
         c.service_set = c.client != tcp::kNoSide;
     }
+    matcher_.on_segment(*rec, table_.position(rec), seg, side);  // SNI/Host, triggers
+    if (unlikely(recorder_ != nullptr))  // the flow's last K frames, for forensic captures
+        recorder_->note(table_.position(rec), rec->gen, f.data, f.len, f.wire_len, f.ts_ns, f.port);
+}
+
+// A copy with another TTL than its original: the flow is mirrored before and after a router.
+// The original is the side's latest segment (or the episode's first RST): copies come within
+// microseconds.
+void Worker::note_copy(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side) {
+    tcp::Episode& e = rec.conn.episode;
+    const bool first_rst = seg.has(rst) && e.active && e.side == side && e.seq == seg.seq;
+    const uint8_t original_ttl = first_rst ? e.rst_ttl : rec.conn.dir[side].ttl;
+    if (original_ttl == 0 || seg.ttl == original_ttl) return;
+    rec.two_sided = 1;
+    if (first_rst) e.crossed = 1;
 }
 
 // Without a handshake, the roles come from the ports: a configured service port, else a
@@ -211,13 +292,15 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
     stats_.rst_packets.inc();
     if (rec != nullptr && rec->conn.episode.active) restart_after_reset(*rec, seg, side, f.ts_ns);
     tcp::Connection* c = rec ? &rec->conn : nullptr;
-    classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds,
-                                             c ? hosts_.lookup(seg.src) : 0,
-                                             guess_client(key));
+    const uint8_t host_ttl = hosts_.lookup(seg.src);
+    const uint64_t silence_ns = rec && f.ts_ns > rec->last_ns ? f.ts_ns - rec->last_ns : 0;
+    classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds, c ? host_ttl : 0,
+                                             guess_client(key), silence_ns);
 
     PendingRst p;
     p.pos = UINT32_MAX;
     p.deadline_ns = f.ts_ns;
+    events::fill_evidence(p.ev, c, side, host_ttl, v);  // the state before this RST
     if (rec != nullptr) {
         const tcp::Ms now = rec->ms(f.ts_ns);
         // Evidence before this RST changes the record: the silence it ended and the flow's age.
@@ -244,10 +327,19 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
         v.cause = static_cast<classify::Cause>(e.cause);
         p.pos = table_.position(rec);
         p.gen = rec->gen;
+        matcher_.annotate(*rec, p.pos, p.ev);  // trigger, sni/host
         p.episode_end = e.end_ms;
         p.deadline_ns = rec->first_ns + static_cast<uint64_t>(e.end_ms) * 1000000ull;
         rec->last_ns = f.ts_ns;
         c->note_rst(seg, side);
+        if (unlikely(recorder_ != nullptr)) {
+            // The episode's first RST opens its capture (the flow's last K frames); this RST and
+            // what follows in the episode are appended as they are noted.
+            p.ev.capture_id = p.ev.first ? recorder_->open(p.pos, p.gen, p.deadline_ns, v.cause, f.port)
+                                         : recorder_->attached(p.pos, p.gen);
+            const int at = recorder_->note(p.pos, p.gen, f.data, f.len, f.wire_len, f.ts_ns, f.port);
+            if (at >= 0 && p.ev.capture_id != 0) p.ev.pcap_rst = static_cast<uint16_t>(at);
+        }
     }
 
     events::RstEvent& ev = p.ev;
@@ -270,8 +362,14 @@ void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::Flo
     ev.stage = v.stage;
     ev.sender = v.sender;
     ev.validity = v.validity;
+    if (unlikely(cfg_.include_payload)) events::keep_payload(ev, seg);
 
     if (rec == nullptr) {  // no flow, no episode: final now
+        if (unlikely(recorder_ != nullptr)) {  // a capture of the lone RST
+            ev.capture_id = recorder_->open(UINT32_MAX, 0, f.ts_ns, v.cause, f.port);
+            const int at = recorder_->append(ev.capture_id, f.data, f.len, f.wire_len, f.ts_ns, f.port);
+            if (at >= 0) ev.pcap_rst = static_cast<uint16_t>(at);
+        }
         finalize(p);
         return;
     }
@@ -298,13 +396,23 @@ void Worker::finalize(PendingRst& p) {
     events::RstEvent& e = p.ev;
     if (p.pos != UINT32_MAX) {
         const flow::FlowRecord* r = table_.at(p.pos);
-        if (r && r->in_use && r->gen == p.gen && r->conn.episode.end_ms == p.episode_end)
+        if (r && r->in_use && r->gen == p.gen && r->conn.episode.end_ms == p.episode_end) {
             e.cause = static_cast<classify::Cause>(r->conn.episode.cause);
+            // Mirrored on both sides of a router, the episode's RST was seen on one side only:
+            // that router made it. Endpoint causes were judged against TTLs seen before the
+            // router, the RST's own among them: void (the endpoint's RSTs cross, and are copied).
+            if (unlikely(r->two_sided) && !r->conn.episode.crossed &&
+                e.cause != classify::Cause::middlebox_reject &&
+                e.cause != classify::Cause::idle_timeout && e.cause != classify::Cause::injected)
+                e.cause = classify::Cause::unclassified;
+        }
     }
     stats_.rst[static_cast<size_t>(e.cause)][static_cast<size_t>(e.stage)]
               [static_cast<size_t>(e.sender)][e.service]
                   .inc();
     stats_.rst_validity[static_cast<size_t>(e.cause)][static_cast<size_t>(e.validity)].inc();
+    if (e.trigger != events::kNoTrigger)
+        stats_.rst_by_trigger[static_cast<size_t>(e.cause)][e.trigger].inc();
     if (e.idle_ns != events::kUnknownNs) {
         // Bucketed at microsecond resolution, exactly as the event's idle_s/flow_age_s.
         const size_t c = static_cast<size_t>(e.cause);
@@ -314,7 +422,41 @@ void Worker::finalize(PendingRst& p) {
         stats_.rst_age_bucket[c][metrics::bucket_of(metrics::kAgeBucketsS, age_us)].inc();
         stats_.rst_age_sum_us[c].add(age_us);
     }
+    if (unlikely(recorder_ != nullptr)) recorder_->settle(e);  // its capture: written or not
+    if (cfg_.top != nullptr) push_summary(e);
     emit(e);
+}
+
+// One record per finalized RST for /top (servers, clients, prefixes) and the learned timeouts.
+void Worker::push_summary(const events::RstEvent& e) {
+    top::Record r;
+    r.family = e.family;
+    r.cause = static_cast<uint8_t>(e.cause);
+    r.service = e.service;
+    r.gap_ns = e.idle_ns;
+    if (e.sender != classify::Sender::unknown) {
+        const bool from_server = e.sender == classify::Sender::server;
+        r.roles_known = 1;
+        r.server = from_server ? e.src : e.dst;
+        r.client = from_server ? e.dst : e.src;
+        r.server_port = from_server ? e.sport : e.dport;
+    }
+    cfg_.top->push(cfg_.worker_id, r);
+}
+
+void Worker::note_survived_gap(const tcp::Connection& c, const flow::FlowKey& key) {
+    top::Record r;
+    r.kind = top::RecordKind::survived_gap;
+    r.family = key.family;
+    r.service = c.service;
+    r.gap_ns = static_cast<uint64_t>(c.last_gap_ms) * 1000000ull;
+    if (c.client != tcp::kNoSide) {
+        r.roles_known = 1;
+        r.client = c.client == 0 ? key.lo_addr : key.hi_addr;
+        r.server = c.client == 0 ? key.hi_addr : key.lo_addr;
+        r.server_port = c.client == 0 ? key.hi_port : key.lo_port;
+    }
+    cfg_.top->push(cfg_.worker_id, r);
 }
 
 bool Worker::take_event_token(uint64_t now_ns) {

@@ -9,12 +9,22 @@
 
 #include "classify/classifier.hpp"
 #include "events/rst_event.hpp"
+#include "flow/dedup.hpp"
 #include "flow/flow_table.hpp"
 #include "flow/host_ttl.hpp"
 #include "metrics/lcore_stats.hpp"
 #include "packet/packet.hpp"
+#include "pipeline/flow_match.hpp"
 
 struct rte_ring;
+
+namespace rstmon::forensics {
+class Forensics;
+class Recorder;
+}  // namespace rstmon::forensics
+namespace rstmon::top {
+class Feed;
+}
 
 namespace rstmon::pipeline {
 
@@ -34,6 +44,11 @@ struct WorkerConfig {
     uint16_t worker_id = 0;
     std::array<packet::LinkType, metrics::kMaxPorts> link{};  // link type per port index
     const ServiceMap* services = nullptr;
+    packet::DecapConfig decap;  // which mirror tunnels the parser opens
+    // Mirror sessions named in config (ERSPAN session id, VXLAN/Geneve VNI, GRE key): index + 1
+    // is the `session` label slot; others count as slot 0 ("other").
+    std::array<uint32_t, metrics::kMaxSessions> session_ids{};
+    uint8_t session_count = 0;
     classify::Thresholds thresholds;
     rte_ring* events = nullptr;  // SP/SC ring of RstEvent, or null for no events
     bool events_lossless = false;  // offline: wait for ring space instead of dropping
@@ -41,6 +56,15 @@ struct WorkerConfig {
     uint32_t events_burst = 1000;
     uint32_t sweep_per_burst = 8;  // flow slots examined for expiry per burst (and idle poll)
     uint32_t pending_rsts = 16384;  // RSTs waiting for their episode to end (linger)
+    uint64_t dedup_window_ns = 2000000;  // SPAN copies within this window count once; 0 = off
+    uint32_t dedup_entries = 65536;      // segments the duplicate filter remembers
+    // Evidence, forensic captures, the top summary and learned timeouts (events/evidence.hpp,
+    // forensics/, top/). Null: off.
+    bool include_payload = false;                // events carry the RST's payload bytes
+    forensics::Forensics* forensics = nullptr;   // this worker's Recorder comes from it
+    top::Feed* top = nullptr;                    // one record per finalized RST / survived gap
+    uint64_t learn_min_gap_ns = 10ull * 1000000000ull;  // idle gaps worth reporting as survived
+    MatchConfig match;  // services by SNI/Host and triggers (no databases: port map only)
 };
 
 class Worker {
@@ -57,6 +81,8 @@ public:
     void finish(bool expire);
     // Publishes table gauges into the stats (cheap; once per burst or poll round).
     void publish();
+    // Where the control thread posts recompiled match databases (SIGHUP).
+    MatchMailbox& match_mailbox() { return matcher_.mailbox(); }
 
 private:
     struct PendingRst {
@@ -68,11 +94,14 @@ private:
     };
 
     void process_chunk(const Frame* frames, uint32_t n);
+    void count_decap(const packet::ParseResult& r);
     void handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
-                    tcp::Side side, flow::FlowRecord* rec);
+                    tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig);
     void handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
                     const flow::FlowKey& key, tcp::Side side);
-    void end_connection(const flow::FlowRecord& rec);
+    void note_copy(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side);
+    void end_connection(const flow::FlowRecord& rec,
+                        flow::RemoveReason why = flow::RemoveReason::expired);
     void restart_after_reset(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side,
                              uint64_t ts_ns);
     static void on_flow_removed(void* self, const flow::FlowRecord& rec, flow::RemoveReason why);
@@ -82,16 +111,22 @@ private:
     void finalize_due(uint64_t now_ns);
     void finalize(PendingRst& p);
     void emit(const events::RstEvent& e);
+    void note_survived_gap(const tcp::Connection& c, const flow::FlowKey& key);
+    void push_summary(const events::RstEvent& e);
     bool take_event_token(uint64_t now_ns);
 
     WorkerConfig cfg_;
     flow::FlowTable& table_;
     metrics::LcoreStats& stats_;
     flow::HostTtlTable hosts_;
+    forensics::Recorder* recorder_ = nullptr;
+    FlowMatcher matcher_;
+    flow::DuplicateFilter dedup_;  // SPAN copies, dropped before the TCP tracker
     // Per-chunk scratch (parse results and keys of up to FlowTable::kBulkMax frames).
     packet::TcpSegment segs_[flow::FlowTable::kBulkMax];
     flow::FlowKey keys_[flow::FlowTable::kBulkMax];
     tcp::Side sides_[flow::FlowTable::kBulkMax];
+    uint64_t dedup_sigs_[flow::FlowTable::kBulkMax];  // flow::segment_signature, when enabled
     std::vector<PendingRst> pending_;  // ring buffer, fixed capacity
     size_t pending_head_ = 0, pending_count_ = 0;
     uint64_t now_ns_ = 0;

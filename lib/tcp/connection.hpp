@@ -23,7 +23,8 @@ using Ms = uint32_t;
 
 // What one endpoint has sent, as far as the monitor has seen it.
 struct Direction {
-    uint32_t isn = 0;        // seq of this side's SYN (valid when syn)
+    uint32_t isn = 0;        // seq of this side's SYN (valid when syn); mid-stream: seq - 1 of
+                             // its first segment (snd_nxt - isn - 1 = bytes sent either way)
     uint32_t snd_nxt = 0;    // highest seq + len sent: the peer's rcv_nxt (valid when seq_known)
     uint32_t max_ack = 0;    // highest ack sent (valid when ack_known)
     uint32_t last_ack = 0;   // ack of this side's most recent segment
@@ -42,9 +43,50 @@ struct Direction {
     uint8_t seq_known : 1 = 0;
     uint8_t ack_known : 1 = 0;
     uint8_t payload : 1 = 0;  // sent new payload at least once
-    uint8_t data_after_peer_fin : 1 = 0;  // sent new payload after the peer's FIN
+    uint8_t data_after_peer_fin : 1 = 0;  // sent new payload the peer received after its own
+                                          // FIN: seen after that FIN, or crossing it (the FIN
+                                          // did not acknowledge it)
     uint8_t spoke : 1 = 0;   // sent any segment at all
+    // Capture gaps (lossy mirrors): the newest part of this side's sequence space was never seen
+    // (the peer acknowledged more than the capture showed, and snd_nxt moved there; or the
+    // handshake's SYN-ACK or a SYN was missed). It may hold a FIN. Cleared when the side goes on
+    // with new data, which no FIN can precede.
+    uint8_t hole : 1 = 0;
+    uint8_t segs : 3 = 0;    // non-RST segments sent, saturating at 7 (one-sided flows)
+    // Monitor-to-endpoint round trip seen in the handshake, from the peer's segment to this
+    // side's answer (SYN -> SYN-ACK, SYN-ACK -> ACK), as answer_code() encodes it; 0 = not
+    // measured. Set by the pipeline (it has the nanosecond clock). Whether an RST answered the
+    // last segment seen or one the capture missed is judged against it.
+    uint8_t answer : 4 = 0;
 };
+static_assert(sizeof(Direction) == 32, "two directions fill one cache line");
+
+// Answer delays in 4 bits: code k (1..15) means under 4 us * 2^k (8 us .. 131 ms); 15 also
+// stands for anything longer. Factor-2 steps are plenty to tell "promptly" from "later".
+inline uint8_t answer_code(uint64_t us) {
+    uint8_t k = 1;
+    while (k < 15 && us >= (4ull << k)) ++k;
+    return k;
+}
+inline uint64_t answer_bound_us(uint8_t code) { return code == 0 ? 0 : 4ull << code; }
+
+// The most `sender` may have in flight beyond what `receiver` acknowledged: the receiver's last
+// window (scaled when both offered scaling), at least 64 KiB. An acknowledgement of data the
+// monitor never saw within it is capture loss; a segment beyond it belongs elsewhere.
+inline uint64_t receive_window(const Direction& receiver, const Direction& sender) {
+    uint64_t w = receiver.window;
+    if (receiver.wscale != 0xff && sender.wscale != 0xff) w <<= receiver.wscale;
+    return w > 65535 ? w : 65535;
+}
+
+// IP IDs this far after a host's previous one still belong to its own counter (a global counter
+// also numbers the host's packets of other flows meanwhile); a forger's random ID lands here
+// with probability 64 / 65536.
+inline constexpr uint16_t kIpIdStep = 64;
+
+// A segment count at which a flow heard from one side only is called one-sided (asymmetric
+// routing or a one-way mirror), unless all it carried were SYNs (an unanswered handshake).
+inline constexpr uint8_t kOneSidedSegments = 4;
 
 enum class Origin : uint8_t {
     handshake,  // first packet seen was the client's SYN
@@ -61,6 +103,20 @@ struct Episode {
     Side side = kNoSide;   // sender of the first RST
     uint8_t active : 1 = 0;
     uint8_t raced : 1 = 0;  // race evidence seen: the purported sender kept talking
+    uint8_t noted : 1 = 0;  // the first RST's own evidence below is recorded (note_rst)
+    // The first RST came from the purported sender's own IP stack: IPv4, the TTL of its other
+    // segments and the IP ID right after its previous one. Its later segments are then no race.
+    uint8_t same_stack : 1 = 0;
+    // The first RST's TTL differs from the purported sender's other segments: another hop away.
+    uint8_t ttl_differs : 1 = 0;
+    // The first RST answered the client's SYN for the server (RST+ACK, ack = ISN + 1, before any
+    // SYN-ACK): only then is the server's SYN-ACK after it a handshake race.
+    uint8_t answers_syn : 1 = 0;
+    // A SPAN copy of the first RST was seen with another TTL: it crossed a router between two
+    // mirror points (made by an endpoint beyond them, not by that router).
+    uint8_t crossed : 1 = 0;
+    uint8_t peer_spoke : 1 = 0;  // the first RST's receiver sent a non-RST segment since
+    uint8_t rst_ttl = 0;   // TTL of the first RST
 };
 
 struct Connection {
@@ -84,16 +140,34 @@ struct Connection {
     uint8_t service_set : 1 = 0;      // `service` is final (decided once the roles are known)
     uint8_t rst_count = 0;            // RSTs seen (saturating)
     uint32_t syn_tsval = 0;           // timestamp value of the client's SYN (0 = none)
+    // Service and trigger matching (pipeline/flow_match.hpp); a new connection starts afresh.
+    uint16_t first_payload = 0xffff;  // reassembly buffer held while the client's first
+                                      // message is incomplete (0xffff = none)
+    uint8_t trigger = 0xff;           // first trigger (config order) matched in the first bytes
+    uint8_t match = 0;                // bit 0: service identified; bit 1 + side: that side's
+                                      // trigger window is behind; bits 3-4: the match::NameKind
+                                      // whose name decided the service
 
     Side server() const { return client == kNoSide ? kNoSide : other(client); }
     bool any_fin() const { return dir[0].fin || dir[1].fin; }
     bool any_rst() const { return dir[0].rst || dir[1].rst; }
+    // Heard from one side only (see kOneSidedSegments).
+    bool one_sided() const {
+        for (Side s = 0; s < 2; ++s) {
+            const Direction& d = dir[s];
+            const Direction& o = dir[other(s)];
+            if (!o.spoke && !o.rst && d.segs >= kOneSidedSegments && d.segs > d.syn_count)
+                return true;
+        }
+        return false;
+    }
 
     // Starts tracking from the first segment seen, sent by `side`. `reused`: a new connection on
     // a 4-tuple whose previous connection had closed (FIN or RST) moments ago.
     void start(const packet::TcpSegment& seg, Side side, bool reused = false);
     // Applies a non-RST segment sent by `side` at `now`. RSTs are classified first, then noted.
     void update(const packet::TcpSegment& seg, Side side, Ms now);
+    // Call after the pipeline has opened (or extended) the RST episode for this RST.
     void note_rst(const packet::TcpSegment& seg, Side side);
 };
 

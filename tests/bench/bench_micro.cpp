@@ -7,6 +7,7 @@
 #include <rte_eal.h>
 #include <rte_memory.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "flow/flow_table.hpp"
+#include "match/first_payload.hpp"
 #include "packet/packet.hpp"
 #include "pipeline/worker.hpp"
 
@@ -113,6 +115,53 @@ void BM_WorkerUpdate(benchmark::State& state) {
     state.counters["bytes_per_flow"] = static_cast<double>(flow::FlowTable::bytes_per_flow());
 }
 BENCHMARK(BM_WorkerUpdate)->Arg(1 << 10)->Arg(1 << 20)->Arg(10000000)->Unit(benchmark::kNanosecond);
+
+// What a flow's first payload costs once (match::identify): a ClientHello or an HTTP request
+// naming h<K>.example.com, against Arg(0) sni/host patterns (whole-name, as the config compiles
+// them; alternately sni and host, as run_bench.py --match writes them).
+void BM_IdentifyFirstPayload(benchmark::State& state) {
+    const int patterns = static_cast<int>(state.range(0));
+    match::MatchSpec spec;
+    spec.services.resize(30);
+    for (int k = 0; k < patterns; ++k) {
+        auto& svc = spec.services[static_cast<size_t>(k % 30)];
+        const std::string p = "h" + std::to_string(k * (1000 / std::max(patterns, 1)) % 1000) +
+                              "\\.example\\.com";
+        (k % 2 == 0 ? svc.sni : svc.host).push_back(p);
+    }
+    const auto db = match::MatchDatabases::compile(spec);
+    match::Scratch scratch = db->make_scratch();
+    std::vector<std::string> payloads;
+    for (int k = 0; k < 64; ++k) {
+        const std::string name = "h" + std::to_string(k * 7) + ".example.com";
+        if (k % 2) {
+            payloads.push_back("GET / HTTP/1.1\r\nHost: " + name + "\r\nUser-Agent: x\r\n\r\n");
+            continue;
+        }
+        std::string ext = {0, 0, 0, static_cast<char>(name.size() + 5), 0,
+                           static_cast<char>(name.size() + 3), 0, 0,
+                           static_cast<char>(name.size())};
+        ext += name;
+        std::string body = std::string("\x03\x03", 2) + std::string(32, 'r') +
+                           std::string("\x00\x00\x02\x13\x01\x01\x00", 7) +
+                           std::string{0, static_cast<char>(ext.size())} + ext;
+        std::string hs = std::string{1, 0, 0, static_cast<char>(body.size())} + body;
+        payloads.push_back(std::string("\x16\x03\x01", 3) +
+                           std::string{0, static_cast<char>(hs.size())} + hs);
+    }
+    match::HostName name;
+    size_t i = 0, named = 0;
+    for (auto _ : state) {
+        const std::string& p = payloads[i++ & 63];
+        const auto r = match::identify(reinterpret_cast<const uint8_t*>(p.data()), p.size(), *db,
+                                       scratch, name);
+        named += r.service != 0;
+        benchmark::DoNotOptimize(r);
+    }
+    state.counters["matched_share"] =
+        static_cast<double>(named) / static_cast<double>(std::max<size_t>(i, 1));
+}
+BENCHMARK(BM_IdentifyFirstPayload)->Arg(0)->Arg(10)->Arg(1000)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 

@@ -4,7 +4,12 @@
 // Writes a classic Ethernet pcap. Same arguments, same bytes.
 //
 //   gen_traffic --out F.pcap [--flows 1000000] [--packets 4000000] [--size 64|imix] [--seed 1]
-//               [--finish]
+//               [--finish] [--names N]
+//
+// --names N: the client's first request carries a TLS ClientHello (server port 443) or an HTTP
+// request (port 80) naming h<K>.example.com, K = connection number mod N, so rstmon's SNI/Host
+// matching has something to match (the benchmark's 0/10/1000-pattern runs). Without it the
+// output is byte for byte what it was before the option existed.
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 
@@ -63,6 +68,7 @@ struct Conn {
     uint16_t cport = 0, sport = 0;
     uint32_t cseq = 0, sseq = 0;
     Script script = Script::fin;
+    uint64_t id = 0;
     uint8_t step = 0;
     uint8_t data_rounds = 0;
     bool retransmit = false;
@@ -86,9 +92,12 @@ public:
     // One segment; `data` = carries payload (size from the mix), else a 64-byte control frame.
     // Returns the payload length put on the wire.
     uint32_t seg(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint32_t seq,
-                 uint32_t ack, uint8_t flags, bool data, uint8_t ttl) {
+                 uint32_t ack, uint8_t flags, bool data, uint8_t ttl,
+                 const std::string* app = nullptr) {
         uint32_t payload = 0;
-        if (data) {
+        if (app != nullptr) {  // given bytes (--names); no draw from the size mix
+            payload = static_cast<uint32_t>(app->size());
+        } else if (data) {
             if (!imix_) {
                 payload = 6;  // 14 + 20 + 20 + 6 = 60 bytes: a 64-byte frame with the FCS
             } else {
@@ -118,6 +127,7 @@ public:
         t[12] = 0x50;
         t[13] = flags;
         put16(t + 14, 64240);
+        if (app != nullptr) std::memcpy(t + 20, app->data(), app->size());
         pcap_pkthdr h{};
         h.ts.tv_sec = static_cast<time_t>(1700000000 + ts_us_ / 1000000);
         h.ts.tv_usec = static_cast<suseconds_t>(ts_us_ % 1000000);
@@ -152,12 +162,48 @@ Script pick(Rng& r) {
     return Script::fin;
 }
 
+uint64_t g_names = 0;  // --names
+
+void put16s(std::string& b, size_t v) {
+    b += static_cast<char>(v >> 8);
+    b += static_cast<char>(v & 0xff);
+}
+
+// The smallest ClientHello that names a server: one cipher suite, one extension (server_name).
+std::string client_hello(const std::string& name) {
+    std::string ext, body, hs, rec;
+    put16s(ext, 0);  // server_name
+    put16s(ext, name.size() + 5);
+    put16s(ext, name.size() + 3);
+    ext += '\0';  // host_name
+    put16s(ext, name.size());
+    ext += name;
+    body = std::string("\x03\x03", 2) + std::string(32, '\x5a') + std::string(1, '\0') +
+           std::string("\x00\x02\x13\x01\x01\x00", 6);
+    put16s(body, ext.size());
+    body += ext;
+    hs = std::string(1, '\x01') + std::string(1, '\0');
+    put16s(hs, body.size());
+    hs += body;
+    rec = std::string("\x16\x03\x01", 3);
+    put16s(rec, hs.size());
+    return rec + hs;
+}
+
+// What a client sends first (--names): TLS to 443, HTTP/1.1 to 80.
+std::string first_request(uint64_t id, uint16_t server_port) {
+    const std::string name = "h" + std::to_string(id % g_names) + ".example.com";
+    if (server_port == 443) return client_hello(name);
+    return "GET / HTTP/1.1\r\nHost: " + name + "\r\nUser-Agent: gen_traffic\r\n\r\n";
+}
+
 // Servers that have sent a packet: a firewall's reset is only recognisable against the server's
 // own TTL, so middlebox_reject is scripted only for servers already seen.
 std::vector<bool> g_server_seen(256);
 
 void fresh(Conn& c, uint64_t id, Rng& r) {
     c = Conn{};
+    c.id = id;
     c.cip = 0x0a000000u | static_cast<uint32_t>(id % 0xfffffe + 1);  // 10.0.0.0/8
     c.sip = 0xac100000u | (1 + r.below(200));                         // 200 servers
     c.cport = static_cast<uint16_t>(1024 + (id / 0xfffffe + r.below(60000)) % 64000);
@@ -181,8 +227,8 @@ bool step(Conn& c, Writer& w) {
 
 bool step_inner(Conn& c, Writer& w) {
     const uint8_t ct = 64, st = 60, fw = 64;  // TTLs: client, server (4 hops), firewall (0 hops)
-    auto C = [&](uint8_t fl, bool data) {
-        c.cseq += w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq, c.sseq, fl, data, ct) +
+    auto C = [&](uint8_t fl, bool data, const std::string* app = nullptr) {
+        c.cseq += w.seg(c.cip, c.cport, c.sip, c.sport, c.cseq, c.sseq, fl, data, ct, app) +
                   ((fl & (SYN | FIN)) ? 1 : 0);
     };
     auto S = [&](uint8_t fl, bool data) {
@@ -226,9 +272,12 @@ bool step_inner(Conn& c, Writer& w) {
         switch (d % 3) {
             case 0: {
                 const uint32_t seq = c.cseq;
-                C(PSH | ACK, true);
+                std::string app;
+                if (g_names != 0 && d == 0) app = first_request(c.id, c.sport);
+                const std::string* first = app.empty() ? nullptr : &app;
+                C(PSH | ACK, true, first);
                 if (c.retransmit && d == 0)  // the same request again, as after a lost ACK
-                    w.seg(c.cip, c.cport, c.sip, c.sport, seq, c.sseq, PSH | ACK, true, ct);
+                    w.seg(c.cip, c.cport, c.sip, c.sport, seq, c.sseq, PSH | ACK, true, ct, first);
                 return true;
             }
             case 1: return S(PSH | ACK, true), true;
@@ -315,6 +364,8 @@ int main(int argc, char** argv) {
     app.add_flag("--finish", finish,
                  "run the open connections to their end after --packets (every scripted RST is "
                  "written; the rsts counts are then exact)");
+    app.add_option("--names", g_names,
+                   "first requests name h<K>.example.com, K < N (TLS SNI to 443, HTTP Host to 80)");
     CLI11_PARSE(app, argc, argv);
     if (packets == 0) packets = 4 * flows;
 

@@ -1,11 +1,15 @@
 #!/bin/bash
 # Regenerates tests/data/tls-http.pcap and tests/data/tls-http.truth.tsv: real TLS ClientHellos
-# (openssl s_client, curl) and real HTTP/1.x requests (curl) for the SNI / Host extractors.
+# (openssl s_client, curl) and real HTTP/1.x requests (curl) for the SNI / Host extractors, and
+# connections the server resets (reset_server.py: SO_LINGER 0 after reading the request or the
+# ClientHello, or after a reply naming a trigger word) for services, names and triggers on RST
+# events.
 #
 # Builds two network namespaces (th-cli, th-srv) joined by a veth pair, runs openssl s_server
-# (a throw-away certificate made here with openssl req) and python3 -m http.server in th-srv, and
-# captures on the client side with tcpdump while the clients connect one after another. Nothing
-# leaves the namespaces. Run as root:  bash tests/data/make-tls-http.sh
+# (a throw-away certificate made here with openssl req), python3 -m http.server and
+# reset_server.py in th-srv, and captures on the client side with tcpdump while the clients
+# connect one after another. Nothing leaves the namespaces. Run as root:
+#   bash tests/data/make-tls-http.sh
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +28,10 @@ CLI6=fd00:98::1
 SRV6=fd00:98::2
 TLS_PORT=8443
 HTTP_PORT=8080
+RESET_HTTP_PORT=8081   # reset_server.py: RST after the request
+RESET_REPLY_PORT=8082  # RST after a reply that names $TRIGGER_WORD
+RESET_TLS_PORT=8444    # RST after the ClientHello
+TRIGGER_WORD=forbidden-word
 # MTU of the client's route to $SPLIT4: MSS 120, so the ClientHello's server_name (about 200
 # bytes in) lands in its second segment and the extractor must wait for it.
 SPLIT_MTU=160
@@ -53,6 +61,7 @@ chmod 755 "$WORK"
 TCPDUMP_PID=
 TLS_PID=
 HTTP_PID=
+RESET_PID=
 
 stop() { # pid [signal]
     [ -n "$1" ] || return 0
@@ -65,6 +74,7 @@ cleanup() {
     set +e
     stop "$TLS_PID"
     stop "$HTTP_PID"
+    stop "$RESET_PID"
     stop "$TCPDUMP_PID" INT
     ip netns del "$NS_CLI" 2>/dev/null
     ip netns del "$NS_SRV" 2>/dev/null
@@ -131,9 +141,15 @@ TLS_PID=$!
 (cd "$WORK/www" && exec ip netns exec "$NS_SRV" "$PY" -m http.server --bind :: "$HTTP_PORT") \
     >"$WORK/http.log" 2>&1 </dev/null &
 HTTP_PID=$!
+ip netns exec "$NS_SRV" "$PY" "$HERE/reset_server.py" "$RESET_HTTP_PORT" "$RESET_TLS_PORT" \
+    "$RESET_REPLY_PORT" "$TRIGGER_WORD" >"$WORK/reset.log" 2>&1 </dev/null &
+RESET_PID=$!
 listening() { ip netns exec "$NS_SRV" ss -Hltn "sport = :$1" | grep -q LISTEN; }
 wait_for "s_server" listening "$TLS_PORT"
 wait_for "http.server" listening "$HTTP_PORT"
+for p in "$RESET_HTTP_PORT" "$RESET_TLS_PORT" "$RESET_REPLY_PORT"; do
+    wait_for "reset_server.py on $p" listening "$p"
+done
 
 # ---- capture -----------------------------------------------------------------
 ip netns exec "$NS_CLI" tcpdump -Z root -U --immediate-mode -i "$DEV_CLI" -w "$WORK/cap.pcap" \
@@ -142,8 +158,9 @@ TCPDUMP_PID=$!
 wait_for "tcpdump" grep -qs "listening on" "$WORK/tcpdump.err"
 
 # ---- clients, one after another (the truth file lists them in this order) ----------------------
-printf 'server\tport\tkind\tresult\tname\tsplit\n' > "$WORK/truth.tsv"
-truth() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$WORK/truth.tsv"; }
+# reset: yes when the server ends the connection with an RST (reset_server.py).
+printf 'server\tport\tkind\tresult\tname\tsplit\treset\n' > "$WORK/truth.tsv"
+truth() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-no}" >> "$WORK/truth.tsv"; }
 in_cli() { ip netns exec "$NS_CLI" "$@"; }
 CURL=(curl -sS -o /dev/null --max-time 10 --noproxy '*')
 # -quiet alone would imply -ign_eof: with -no_ign_eof the end of stdin closes the connection.
@@ -182,7 +199,33 @@ truth "$SRV4" "$HTTP_PORT" host found www.example.org no
 
 in_cli "${CURL[@]}" -0 -H "Host:" "http://$SRV4:$HTTP_PORT/" || die "curl http/1.0 failed"
 truth "$SRV4" "$HTTP_PORT" host no_host - no
-N_CONN=8
+
+# Connections the server resets. The clients see "connection reset": their exit status is
+# expected to fail; the capture checks below count the RSTs.
+reset_expected() { # what... : runs a client that the server will reset
+    "$@" </dev/null >/dev/null 2>&1 && die "expected a reset: $*"
+    return 0
+}
+# The request names the trigger word; curl's User-Agent is there too.
+reset_expected in_cli "${CURL[@]}" --resolve "www.example.org:$RESET_HTTP_PORT:$SRV4" \
+    -H "X-Note: $TRIGGER_WORD" "http://www.example.org:$RESET_HTTP_PORT/"
+truth "$SRV4" "$RESET_HTTP_PORT" host found www.example.org no yes
+# Names are case-insensitive: the extractor lower-cases what the client sent.
+reset_expected in_cli "${CURL[@]}" -H "Host: WWW.EXAMPLE.ORG" "http://$SRV4:$RESET_HTTP_PORT/"
+truth "$SRV4" "$RESET_HTTP_PORT" host found www.example.org no yes
+reset_expected in_cli "${CURL[@]}" -H "Host: other.example.net" "http://$SRV4:$RESET_HTTP_PORT/"
+truth "$SRV4" "$RESET_HTTP_PORT" host found other.example.net no yes
+reset_expected in_cli "${S_CLIENT[@]}" -connect "$SRV4:$RESET_TLS_PORT" -servername API.Example.COM
+truth "$SRV4" "$RESET_TLS_PORT" sni found api.example.com no yes
+# The split ClientHello again (the reassembly path), reset once it is whole.
+reset_expected in_cli "${S_CLIENT[@]}" -connect "$SPLIT4:$RESET_TLS_PORT" \
+    -servername split.example.com -alpn "${ALPN%,}" -max_send_frag 512
+truth "$SPLIT4" "$RESET_TLS_PORT" sni found split.example.com yes yes
+# The trigger word in the server's reply, not in the request.
+reset_expected in_cli "${CURL[@]}" "http://$SRV4:$RESET_REPLY_PORT/"
+truth "$SRV4" "$RESET_REPLY_PORT" host found "$SRV4" no yes
+N_RESET=6
+N_CONN=14
 
 # Every connection is over once each side has sent a FIN or one has sent an RST: poll the
 # capture for that, so the teardown is in it, then stop tcpdump.
@@ -207,13 +250,23 @@ n_syn=$(tcpdump -nr "$WORK/cap.pcap" 'tcp[tcpflags] == tcp-syn or (ip6 and ip6[6
 [ "$n_syn" -eq "$N_CONN" ] || die "$n_syn SYNs in the capture, expected $N_CONN (a retransmitted SYN?)"
 # The split scenario: the client sent its ClientHello in more than one segment before the
 # server said anything.
+# (awk reads to the end: a reader that quits early can make tcpdump fail on a closed pipe,
+# which pipefail and set -e would turn into a silent exit.)
 n_split=$(tcpdump -nr "$WORK/cap.pcap" "host $SPLIT4" 2>/dev/null | awk -v srv="$SPLIT4.$TLS_PORT" '
-    / length [1-9]/ { if ($3 == srv) exit; ++n }
+    / length [1-9]/ { if ($3 == srv) done = 1; if (!done) ++n }
     END { print n + 0 }')
 [ "$n_split" -ge 2 ] || die "the ClientHello to $SPLIT4 came in $n_split segment(s), expected 2 or more"
+# One RST per reset connection, each sent by the server, none elsewhere.
+n_rst=$(tcpdump -nr "$WORK/cap.pcap" 'tcp[tcpflags] & tcp-rst != 0' 2>/dev/null | wc -l)
+[ "$n_rst" -eq "$N_RESET" ] || die "$n_rst RSTs in the capture, expected $N_RESET ($(cat "$WORK/reset.log"))"
+n_rst_srv=$(tcpdump -nr "$WORK/cap.pcap" "tcp[tcpflags] & tcp-rst != 0 and (src port $RESET_HTTP_PORT or src port $RESET_TLS_PORT or src port $RESET_REPLY_PORT)" 2>/dev/null | wc -l)
+[ "$n_rst_srv" -eq "$N_RESET" ] || die "only $n_rst_srv of the $N_RESET RSTs come from the reset servers"
+n_word=$(tcpdump -Anr "$WORK/cap.pcap" "src port $RESET_REPLY_PORT" 2>/dev/null \
+    | awk -v w="$TRIGGER_WORD" 'index($0, w) { ++n } END { print n + 0 }')
+[ "$n_word" -ge 1 ] || die "the reply naming $TRIGGER_WORD is not in the capture"
 
 mv "$WORK/cap.pcap" "$PCAP"
 mv "$WORK/truth.tsv" "$TRUTH"
 chmod 644 "$PCAP" "$TRUTH"
 log "wrote $PCAP ($(stat -c %s "$PCAP") bytes, $(tcpdump -nr "$PCAP" 2>/dev/null | wc -l) packets, $N_CONN connections)"
-log "wrote $TRUTH (ClientHello to $SPLIT4 in $n_split segments)"
+log "wrote $TRUTH (ClientHello to $SPLIT4 in $n_split segments, $N_RESET connections reset)"

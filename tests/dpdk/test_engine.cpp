@@ -101,6 +101,19 @@ TEST(Engine, SymmetricRssKeyHashesBothDirectionsAlike) {
     }
 }
 
+TEST(Engine, RssKeyLengthFollowsTheNic) {
+    EXPECT_EQ(dpdk::rss_key_len(0), 40);   // unknown: the common size
+    EXPECT_EQ(dpdk::rss_key_len(40), 40);  // ixgbe, mlx5, most
+    EXPECT_EQ(dpdk::rss_key_len(52), 52);  // i40e (XL710), ice (E810)
+    EXPECT_EQ(dpdk::rss_key_len(41), 0);   // odd: the 2-byte pattern would not be symmetric
+    EXPECT_EQ(dpdk::rss_key_len(64), 0);   // longer than our key
+    // The whole 52-byte key hashes IPv6 tuples (36 bytes of input use 40 key bytes) symmetrically.
+    uint32_t fwd[9] = {0x20010db8, 0, 0, 1, 0x20010db8, 0, 0, 2, 40000u << 16 | 443};
+    uint32_t rev[9] = {0x20010db8, 0, 0, 2, 0x20010db8, 0, 0, 1, 443u << 16 | 40000};
+    EXPECT_EQ(rte_softrss(fwd, 9, dpdk::kSymmetricRssKey), rte_softrss(rev, 9, dpdk::kSymmetricRssKey));
+    EXPECT_NE(rte_softrss(fwd, 9, dpdk::kSymmetricRssKey), 0u);
+}
+
 TEST(Engine, SoftwareDispatchKeepsBothDirectionsOnOneWorker) {
     const auto frames = read_pcap(kLab);
     ASSERT_FALSE(frames.empty());

@@ -130,6 +130,59 @@ class Tunnels(unittest.TestCase):
         self.assert_same_as_plain("vxlan, 2 workers", got)
 
 
+    def serve_and_scrape(self, pcap, config_text):
+        """Replays with --serve, scrapes once after the report: the exposition's samples."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import test_metrics as tm
+        config = os.path.join(self.tmp, "decap.yaml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        server = tm.Served([RSTMON, "--config", config, "--pcap", pcap, "--serve", "--metrics",
+                            "127.0.0.1:0", "--duration", "60", "--report", "json"])
+        try:
+            port = server.port()
+            rep = server.report()
+            fams = tm.parse_exposition(self, tm.scrape(port)[2])
+        finally:
+            server.kill()
+        return rep, {(s.labels["encap"], s.labels["session"]): s.value
+                     for s in tm.samples(fams, "rstmon_decap_packets_total")}
+
+    def test_decap_counter_by_encap_and_named_session(self):
+        if "vxlan" not in self.names or "erspan3" not in self.names:
+            self.skipTest("no tunnelled captures (see test_generator)")
+        cfg = ("flow_table: {size: 65536}\n"
+               "decap: {sessions: [{name: cloud-mirror, id: 4242}, {name: core-span, id: 999}]}\n")
+        rep, decap = self.serve_and_scrape(os.path.join(self.tmp, "tunnels", "vxlan.pcap"), cfg)
+        self.assertEqual(rep["rst"], 18)
+        frames = rep["packets"]
+        # VNI 4242 is named; every other encapsulation is listed with session="other" at 0.
+        self.assertEqual(decap.pop(("vxlan", "cloud-mirror")), frames)
+        self.assertEqual(set(decap.values()), {0}, decap)
+        self.assertIn(("erspan3", "other"), decap)
+        self.assertNotIn(("none", "other"), decap)
+        rep, decap = self.serve_and_scrape(os.path.join(self.tmp, "tunnels", "erspan3.pcap"), cfg)
+        self.assertEqual(decap[("erspan3", "other")], rep["packets"])  # session 456: not named
+
+    def test_vxlan_port_is_configurable(self):
+        if "vxlan" not in self.names:
+            self.skipTest("no VXLAN capture (see test_generator)")
+        config = os.path.join(self.tmp, "vxlan-port.yaml")
+        pcap = os.path.join(self.tmp, "tunnels", "vxlan.pcap")
+        with open(config, "w") as f:
+            f.write("flow_table: {size: 65536}\ndecap: {vxlan_ports: [4790]}\n")
+        res = pu.run([RSTMON, "--config", config, "--pcap", pcap, "--report", "json"], timeout=120)
+        self.assertEqual(res.returncode, 0, res.describe())
+        rep = json.loads(res.stdout)
+        self.assertEqual(rep["rst"], 0)  # UDP 4789 is no longer VXLAN: plain UDP, not TCP
+        self.assertEqual(rep["ignored"]["not_tcp"], rep["packets"])
+        with open(config, "w") as f:
+            f.write("decap: {vxlan_ports: [4789], geneve_ports: [4789]}\n")
+        res = pu.run([RSTMON, "--config", config, "--pcap", pcap], timeout=60)
+        self.assertEqual(res.returncode, 2, res.describe())
+        self.assertIn("decap.geneve_ports: port 4789 is also in decap.vxlan_ports", res.stderr)
+
+
 # ---------------------------------------------------------------------------------------------
 # broken and non-mirror tunnel frames, built by hand
 

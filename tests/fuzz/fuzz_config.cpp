@@ -15,14 +15,20 @@ using namespace rstmon;
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            std::fprintf(stderr, "fuzz_config: invariant failed: %s (%s:%d)\n", #cond,   \
-                         __FILE__, __LINE__);                                             \
-            std::abort();                                                                 \
-        }                                                                                 \
+#define FUZZ_CHECK(cond)                                                                         \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            std::fprintf(stderr, "fuzz_config: invariant failed: %s (%s:%d)\n", #cond, __FILE__, \
+                         __LINE__);                                                              \
+            std::abort();                                                                        \
+        }                                                                                        \
     } while (0)
+
+// RSTMON_FUZZ_TRACE=1: whether the document loaded, or why not (to read a seed or a crash).
+bool trace_enabled() {
+    static const bool on = std::getenv("RSTMON_FUZZ_TRACE") != nullptr;
+    return on;
+}
 
 void check_loaded(const config::Config& c) {
     // What load_string accepts, validate accepts (the command line re-validates after its
@@ -61,7 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const config::ConfigError& e) {
         // A refusal must say something: an empty message names no key.
         FUZZ_CHECK(e.what() != nullptr && e.what()[0] != '\0');
+        if (trace_enabled()) std::printf("refused: %s\n", e.what());
     }
+    if (ok && trace_enabled()) std::printf("loaded\n");
     if (ok) check_loaded(loaded);  // outside the try: a ConfigError here escapes, a finding
     // Durations are parsed from config values and from the command line: same contract.
     try {

@@ -5,8 +5,8 @@
 // buffer, or libFuzzer's own, would hide an overread by the first byte).
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -25,13 +25,13 @@ constexpr packet::LinkType kLinks[] = {
 constexpr size_t kLinkCount = sizeof kLinks / sizeof kLinks[0];
 
 // A broken invariant is a bug like a crash: abort so libFuzzer saves the input.
-#define FUZZ_CHECK(cond)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            std::fprintf(stderr, "fuzz_packet: invariant failed: %s (%s:%d)\n", #cond, \
-                         __FILE__, __LINE__);                                         \
-            std::abort();                                                             \
-        }                                                                             \
+#define FUZZ_CHECK(cond)                                                                         \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            std::fprintf(stderr, "fuzz_packet: invariant failed: %s (%s:%d)\n", #cond, __FILE__, \
+                         __LINE__);                                                              \
+            std::abort();                                                                        \
+        }                                                                                        \
     } while (0)
 
 // Byte 0, bits 3-7: tunnel nesting bound (2, 3, 0, 1), GRE off, a second VXLAN/Geneve port
@@ -152,13 +152,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // RSTMON_FUZZ_TRACE=1: what the parser made of the frame (to read a seed or a crash).
     static const bool trace = std::getenv("RSTMON_FUZZ_TRACE") != nullptr;
     if (trace)
-        std::printf("%s %s encap=%s tunnels=%u session=%s%u\n",
-                    packet::link_type_name(link).data(),
-                    r.status == packet::ParseStatus::tcp       ? "tcp"
-                    : r.status == packet::ParseStatus::ignored ? packet::ignored_name(r.ignored).data()
-                                                               : packet::malformed_name(r.malformed).data(),
-                    packet::encap_name(r.encap).data(), r.tunnels, r.has_session ? "" : "-",
-                    r.session);
+        std::printf(
+            "%s %s encap=%s tunnels=%u session=%s%u\n", packet::link_type_name(link).data(),
+            r.status == packet::ParseStatus::tcp       ? "tcp"
+            : r.status == packet::ParseStatus::ignored ? packet::ignored_name(r.ignored).data()
+                                                       : packet::malformed_name(r.malformed).data(),
+            packet::encap_name(r.encap).data(), r.tunnels, r.has_session ? "" : "-", r.session);
 
     // The parser is a pure function of the bytes: a second parse into a dirty segment (as the
     // worker reuses its scratch array) must agree with the first.

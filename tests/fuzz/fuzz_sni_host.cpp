@@ -17,13 +17,13 @@ using namespace rstmon;
 
 namespace {
 
-#define FUZZ_CHECK(cond)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            std::fprintf(stderr, "fuzz_sni_host: invariant failed: %s (%s:%d)\n", #cond,    \
-                         __FILE__, __LINE__);                                                \
-            std::abort();                                                                    \
-        }                                                                                    \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            std::fprintf(stderr, "fuzz_sni_host: invariant failed: %s (%s:%d)\n", #cond, __FILE__, \
+                         __LINE__);                                                                \
+            std::abort();                                                                          \
+        }                                                                                          \
     } while (0)
 
 std::unique_ptr<uint8_t[]> exact_copy(const uint8_t* data, size_t len) {
@@ -70,8 +70,8 @@ Outcome run(Extract extract, const uint8_t* data, size_t len, Result found, size
 // found in a prefix is the name of the whole input, and a prefix that is not TLS / not HTTP stays
 // so (the worker hands them the first segment, and later segments must not change the answer).
 template <typename Result, typename Extract>
-Outcome check_prefixes(Extract extract, const uint8_t* data, size_t len, Result found, Result not_it,
-                    size_t count, std::string_view (*result_name)(Result)) {
+Outcome check_prefixes(Extract extract, const uint8_t* data, size_t len, Result found,
+                       Result not_it, size_t count, std::string_view (*result_name)(Result)) {
     const Outcome full = run(extract, data, len, found, count, result_name);
     const size_t cuts[] = {len / 2, len > 0 ? len - 1 : 0, len > 16 ? size_t{16} : 0};
     for (const size_t cut : cuts) {
@@ -92,18 +92,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Outcome sni =
         check_prefixes(match::extract_sni, data, size, match::SniResult::found,
                        match::SniResult::not_tls, match::kSniResultCount, match::sni_result_name);
-    const Outcome host = check_prefixes(match::extract_http_host, data, size,
-                                        match::HttpHostResult::found,
-                                        match::HttpHostResult::not_http,
-                                        match::kHttpHostResultCount, match::http_host_result_name);
+    const Outcome host = check_prefixes(
+        match::extract_http_host, data, size, match::HttpHostResult::found,
+        match::HttpHostResult::not_http, match::kHttpHostResultCount, match::http_host_result_name);
     // RSTMON_FUZZ_TRACE=1: what each extractor made of the input (to read a seed or a crash).
     static const bool trace = std::getenv("RSTMON_FUZZ_TRACE") != nullptr;
     if (trace)
-        std::printf("sni=%s '%s' host=%s '%s'\n",
-                    match::sni_result_name(static_cast<match::SniResult>(sni.result)).data(),
-                    sni.name.c_str(),
-                    match::http_host_result_name(static_cast<match::HttpHostResult>(host.result))
-                        .data(),
-                    host.name.c_str());
+        std::printf(
+            "sni=%s '%s' host=%s '%s'\n",
+            match::sni_result_name(static_cast<match::SniResult>(sni.result)).data(),
+            sni.name.c_str(),
+            match::http_host_result_name(static_cast<match::HttpHostResult>(host.result)).data(),
+            host.name.c_str());
     return 0;
 }

@@ -60,8 +60,12 @@ constexpr uint64_t kIdle[4] = {240 * kSec, 1 * kSec, 30 * kSec, 100 * kMsNs};
 constexpr uint64_t kLinger[4] = {2 * kSec, 0, 100 * kMsNs, 60 * kSec};
 constexpr uint64_t kConnectLate[4] = {1 * kSec, 10 * kMsNs, 100 * kMsNs, 600 * kSec};
 
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t rd32(const uint8_t* p) { return static_cast<uint32_t>(rd16(p)) << 16 | rd16(p + 2); }
+uint16_t rd16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+uint32_t rd32(const uint8_t* p) {
+    return static_cast<uint32_t>(rd16(p)) << 16 | rd16(p + 2);
+}
 
 bool trace_enabled() {
     static const bool on = std::getenv("RSTMON_FUZZ_TRACE") != nullptr;
@@ -84,7 +88,9 @@ public:
         const tcp::Side peer = tcp::other(side);
         const unsigned seq_mode = (r[0] >> 1) & 3, ack_mode = (r[0] >> 3) & 3;
         const uint16_t sop = rd16(r + 2), aop = rd16(r + 4);
-        const auto rel = [](uint16_t op) { return static_cast<uint32_t>(static_cast<int16_t>(op)); };
+        const auto rel = [](uint16_t op) {
+            return static_cast<uint32_t>(static_cast<int16_t>(op));
+        };
         packet::TcpSegment s;
         s.family = 4;
         s.src.b[0] = 10;
@@ -97,19 +103,33 @@ public:
         const tcp::Direction* d = started_ ? &conn_.dir[side] : nullptr;
         const tcp::Direction* p = started_ ? &conn_.dir[peer] : nullptr;
         switch (seq_mode) {
-            case 0: s.seq = isn_[side] + sop; break;
+            case 0:
+                s.seq = isn_[side] + sop;
+                break;
             case 1:
                 s.seq = (d && d->seq_known ? d->snd_nxt : isn_[side] + (s.has(syn) ? 0u : 1u)) +
                         rel(sop);
                 break;
-            case 2: s.seq = (p && p->ack_known ? p->last_ack : isn_[side] + 1) + rel(sop); break;
-            default: s.seq = isn_[side] + (static_cast<uint32_t>(sop) << 16); break;
+            case 2:
+                s.seq = (p && p->ack_known ? p->last_ack : isn_[side] + 1) + rel(sop);
+                break;
+            default:
+                s.seq = isn_[side] + (static_cast<uint32_t>(sop) << 16);
+                break;
         }
         switch (ack_mode) {
-            case 0: s.ack = isn_[peer] + aop; break;
-            case 1: s.ack = (p && p->seq_known ? p->snd_nxt : isn_[peer] + 1) + rel(aop); break;
-            case 2: s.ack = (d && d->ack_known ? d->last_ack : 0) + rel(aop); break;
-            default: s.ack = isn_[peer] + (static_cast<uint32_t>(aop) << 16); break;
+            case 0:
+                s.ack = isn_[peer] + aop;
+                break;
+            case 1:
+                s.ack = (p && p->seq_known ? p->snd_nxt : isn_[peer] + 1) + rel(aop);
+                break;
+            case 2:
+                s.ack = (d && d->ack_known ? d->last_ack : 0) + rel(aop);
+                break;
+            default:
+                s.ack = isn_[peer] + (static_cast<uint32_t>(aop) << 16);
+                break;
         }
         s.window = static_cast<uint16_t>(r[6] * 257u);
         s.payload_len = r[7] < 0xe0 ? r[7] : (r[7] - 0xdfu) * 1460u;
@@ -127,7 +147,8 @@ public:
             s.has_ts = true;
             // Never 0: the tracker reads a zero tsval of the client's SYN as "no timestamp".
             s.tsval = static_cast<uint32_t>(abs_ms_) + (side ? 0x40000000u : 0x1000u);
-            const uint32_t nudge = explicit_ttl ? 0 : static_cast<uint32_t>(static_cast<int8_t>(r[9]));
+            const uint32_t nudge =
+                explicit_ttl ? 0 : static_cast<uint32_t>(static_cast<int8_t>(r[9]));
             s.tsecr = last_tsval_[peer] + nudge;
         }
         return s;
@@ -208,8 +229,8 @@ private:
         check_verdict(v, c, side);
         // A pure function of its inputs: asked again, it answers the same.
         const classify::Verdict again = classify::classify(c, side, s, th_, host_ttl, hint_);
-        FUZZ_CHECK(again.cause == v.cause && again.stage == v.stage &&
-                   again.sender == v.sender && again.validity == v.validity);
+        FUZZ_CHECK(again.cause == v.cause && again.stage == v.stage && again.sender == v.sender &&
+                   again.validity == v.validity);
         if (trace_enabled())
             std::printf("rst side=%u verdict=%s stage=%s sender=%s validity=%s\n", side,
                         classify::name(v.cause).data(), classify::name(v.stage).data(),
@@ -253,8 +274,8 @@ private:
         if (client == tcp::kNoSide)
             FUZZ_CHECK(v.sender == classify::Sender::unknown);
         else
-            FUZZ_CHECK(v.sender == (side == client ? classify::Sender::client
-                                                   : classify::Sender::server));
+            FUZZ_CHECK(v.sender ==
+                       (side == client ? classify::Sender::client : classify::Sender::server));
         if (c == nullptr) {
             FUZZ_CHECK(v.cause == Cause::no_state && v.stage == Stage::no_state &&
                        v.validity == classify::Validity::unverifiable);

@@ -371,13 +371,13 @@ def config_seeds():
         "inline-ports": ("ports:\n  - {name: a, device: net_pcap0, forward_to: b}\n"
                          "  - {name: b, device: '0000:03:00.0', forward_to: a}\n"
                          "workers: 4\nrx: {dispatch_ring: 1024}\n"),
-        "durations": ("flow_table: {handshake_timeout: 250ms, established_timeout: 2h, "
+        "durations": ("flow_table: {handshake_timeout: 2500ms, established_timeout: 2h, "
                       "closing_timeout: 1m}\nthresholds: {idle_threshold: 4.5m, linger: 0, "
                       "connect_late: 1e-1}\n"),
         "services-eal": ("services:\n  - name: web\n    ports: [80, 443]\n  - {name: db, ports: [5432]}\n"
                          "eal_args: [-l, 0-2, --no-huge]\nmetrics: {enabled: false, listen: '[::1]:9580'}\n"
                          "events: {path: /tmp/e.jsonl, max_per_second: 0, ring_size: 64}\n"),
-        "anchors-flow-style": "a: &x {size: 2048}\nflow_table: *x\n",
+        "anchors-flow-style": "thresholds: {linger: &d 1500ms, connect_late: *d}\nrx: {burst: !!int 64}\n",
         "bad-unknown-key": "flow_table:\n  sise: 10\n",
         "bad-types": "workers: [1, 2]\nports: {name: x}\nthresholds: {linger: forever}\n",
     }

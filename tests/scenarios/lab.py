@@ -357,9 +357,12 @@ class Tap:
 class Lab:
     """Builds and tears down the namespaces, links, mirror and firewall sets."""
 
-    def __init__(self, tag, log):
+    def __init__(self, tag, log, mirror_r1=False):
         self.tag = tag
         self.log = log
+        # Also mirror r1 (the server-facing side) into sp0: every routed frame is then seen
+        # twice, TTL one apart, as a SPAN of two interfaces along the path delivers it.
+        self.mirror_r1 = mirror_r1
         self.cli = Netns("rs-cli-%s" % tag)
         self.rtr = Netns("rs-rtr-%s" % tag)
         self.srv = Netns("rs-srv-%s" % tag)
@@ -409,12 +412,13 @@ class Lab:
         self.srv.run(["ip", "-6", "route", "add", "default", "via", RTR_S6])
         self.make_stale_ns()
 
-        # SPAN: everything that crosses r0, both ways, is copied to sp0
-        self.rtr.run(["tc", "qdisc", "add", "dev", "r0", "clsact"])
-        for d in ("ingress", "egress"):
-            self.rtr.run(["tc", "filter", "add", "dev", "r0", d, "protocol", "all", "prio", "1",
-                          "u32", "match", "u32", "0", "0", "action", "mirred", "egress",
-                          "mirror", "dev", "sp0"])
+        # SPAN: everything that crosses r0 (and r1, if asked), both ways, is copied to sp0
+        for dev in ("r0", "r1") if self.mirror_r1 else ("r0",):
+            self.rtr.run(["tc", "qdisc", "add", "dev", dev, "clsact"])
+            for d in ("ingress", "egress"):
+                self.rtr.run(["tc", "filter", "add", "dev", dev, d, "protocol", "all", "prio",
+                              "1", "u32", "match", "u32", "0", "0", "action", "mirred",
+                              "egress", "mirror", "dev", "sp0"])
         self._firewalls()
         self.up_done = True
         self.wait_links()

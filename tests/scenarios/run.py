@@ -1018,6 +1018,14 @@ def analyse(args, work, rstmon, pcap, result, t_start):
         nbad = sum(1 for r, e in pairs if e is None or e.get("cause") != r["cause"]) + len(extra)
         if nbad:
             failures.append("%s: %d RST(s) without their provoked cause" % (title, nbad))
+        # Evidence: an RST the router made (TTL 64 on the SPAN) is one hop closer than the server
+        # it speaks for; an endpoint's own RST comes from its endpoint's distance.
+        for r, e in pairs:
+            d = e.get("hop_delta") if e else None
+            if e and r["who"] == "router" and (d is None or d < 1):
+                failures.append("%s: router-made RST with hop_delta %s: %s" % (title, d, e))
+            elif e and r["who"] != "router" and d not in (None, 0):
+                failures.append("%s: %s's own RST with hop_delta %s: %s" % (title, r["who"], d, e))
         for e in evs:
             sp = int(e["sport"]) if e["src"] in L.SERVER_IPS else int(e["dport"])
             if pmap.get(sp) in ["normal"] + S.NO_RST:

@@ -125,11 +125,15 @@ TEST(Classifier, WindowScaleAppliesOnlyWhenBothOffer) {
     c.c2s().options = {3, 3, 4};  // client offers wscale 4
     c.s2c().options = {3, 3, 4};  // server offers wscale 4
     c.handshake();
+    // A SYN's window is never scaled (RFC 7323): the SYN-ACK's 65535 is 65535 bytes.
+    EXPECT_EQ(c.client(rst, 1001 + 500000, 0)->validity, Validity::out_of_window);
+    c.server(ack, 5001, 1001);
     // 65535 << 4 = 1048560: 500000 ahead is inside the scaled window.
     EXPECT_EQ(c.client(rst, 1001 + 500000, 0)->validity, Validity::in_window);
     Conversation d;
     d.c2s().options = {3, 3, 4};  // only the client offers: no scaling
     d.handshake();
+    d.server(ack, 5001, 1001);
     EXPECT_EQ(d.client(rst, 1001 + 500000, 0)->validity, Validity::out_of_window);
 }
 
@@ -312,6 +316,7 @@ TEST(Cause, RaceEvidenceMakesAnEpisodeInjected) {
     k.episode.seq = 5001;
     packet::TcpSegment data;
     data.flags = ack | psh;
+    data.seq = 5001;  // new data at the RST's seq
     data.payload_len = 100;
     // ... but the real server still answers: someone else sent that RST.
     EXPECT_EQ(classify::on_episode_segment(k, server, data, Cause::middlebox_reject),
@@ -346,11 +351,22 @@ TEST(Cause, InvalidSynAckWrongAck) {
 
 TEST(Cause, InvalidSynAckPawsTimestamp) {
     Conversation c;
-    c.c2s().options = {8, 10, 0, 0, 0, 100, 0, 0, 0, 0};  // SYN tsval 100
+    c.c2s().options = {8, 10, 0x00, 0x07, 0xa1, 0x20, 0, 0, 0, 0};  // SYN tsval 500000
     c.client(syn, 1000, 0);
-    c.s2c().options = {8, 10, 0, 0, 0, 7, 0, 0, 0, 99};   // SYN-ACK echoes 99, not 100
+    c.s2c().options = {8, 10, 0, 0, 0, 7, 0, 0, 0, 99};   // SYN-ACK echoes 99: 500 s ago
     c.server(syn | ack, 5000, 1001);
     EXPECT_EQ(c.client(rst, 1001, 0)->cause, Cause::invalid_segment);
+}
+
+// An echo a little older than the SYN seen may be of an earlier SYN the capture missed (then a
+// connect timeout or a scan) or from the past (invalid): no label.
+TEST(Cause, SynAckEchoingAnUnseenSynIsNoEvidence) {
+    Conversation c;
+    c.c2s().options = {8, 10, 0x00, 0x07, 0xa1, 0x20, 0, 0, 0, 0};  // SYN tsval 500000
+    c.client(syn, 1000, 0);
+    c.s2c().options = {8, 10, 0, 0, 0, 7, 0, 0x07, 0x9d, 0x38};  // echoes 499000: 1 s before
+    c.server(syn | ack, 5000, 1001);
+    EXPECT_EQ(c.client(rst, 1001, 0)->cause, Cause::unclassified);
 }
 
 TEST(Cause, InvalidConflictingSynIntoSynRecv) {

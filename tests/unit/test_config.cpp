@@ -112,6 +112,8 @@ triggers:
   - {name: blocked_word, pattern: 'forbidden-word'}
 match:
   window: 2048
+  pending_flows: 16
+  names: 100
 )");
     ASSERT_EQ(c.services.size(), 2u);
     EXPECT_EQ(c.services[0].sni, std::vector<std::string>{"api\\.example\\.com"});
@@ -122,6 +124,8 @@ match:
     EXPECT_EQ(c.triggers[0].name, "blocked_word");
     EXPECT_EQ(c.triggers[0].pattern, "forbidden-word");
     EXPECT_EQ(c.match.window, 2048u);
+    EXPECT_EQ(c.match.pending_flows, 16u);
+    EXPECT_EQ(c.match.names, 100u);
 
     // The spec handed to the matcher keeps config order: services[i] is service index i + 1.
     const rstmon::match::MatchSpec spec = match_spec(c);
@@ -137,6 +141,8 @@ TEST(Config, DefaultsHaveNoPatterns) {
     const Config c = load_string("");
     EXPECT_TRUE(c.triggers.empty());
     EXPECT_EQ(c.match.window, 4096u);
+    EXPECT_EQ(c.match.pending_flows, 1024u);
+    EXPECT_EQ(c.match.names, 65536u);
     for (const auto& s : c.services) {
         EXPECT_TRUE(s.sni.empty());
         EXPECT_TRUE(s.host.empty());
@@ -210,6 +216,9 @@ TEST(Config, TriggerAndPatternLimits) {
               "triggers: expected a list of {name, pattern}, got a mapping");
     EXPECT_EQ(error_of("match: {window: 70000}"), "match.window: 70000 is out of range [0, 65536]");
     EXPECT_EQ(error_of("match: {windw: 1}"), "match.windw: unknown key");
+    EXPECT_EQ(error_of("match: {pending_flows: 65536}"),
+              "match.pending_flows: 65536 is out of range [0, 65535]");
+    EXPECT_EQ(error_of("match: {names: -1}"), "match.names: -1 is out of range [0, 16777216]");
 }
 
 TEST(Config, ShippedConfigMatchSectionsEqualDefaults) {
@@ -219,6 +228,8 @@ TEST(Config, ShippedConfigMatchSectionsEqualDefaults) {
     const Config c = load_file(path);
     const Config d = defaults();
     EXPECT_EQ(c.match.window, d.match.window);
+    EXPECT_EQ(c.match.pending_flows, d.match.pending_flows);
+    EXPECT_EQ(c.match.names, d.match.names);
     EXPECT_EQ(c.triggers.size(), d.triggers.size());
     ASSERT_EQ(c.services.size(), d.services.size());
     for (size_t i = 0; i < c.services.size(); ++i) {

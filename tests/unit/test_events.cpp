@@ -36,3 +36,32 @@ TEST(Events, JsonHasThePublicFields) {
     EXPECT_EQ(j["flags"], "RA");
     EXPECT_EQ(j["port"], "pcap0");
 }
+
+// Services and triggers (pipeline/flow_match.hpp): `sni`/`host` only when a name decided the
+// service, `trigger` only when one matched, by its config name.
+TEST(Events, JsonNamesTheServiceNameAndTheTrigger) {
+    events::RstEvent e;
+    e.service = 1;
+    const std::string host = "www.example.org";
+    e.name_kind = 2;  // match::NameKind::host
+    e.name_len = static_cast<uint8_t>(host.size());
+    host.copy(e.name, host.size());
+    e.trigger = 1;
+    auto j = nlohmann::json::parse(
+        events::to_json(e, {"other", "web"}, {"pcap0"}, {}, {"blocked_word", "curl_agent"}));
+    EXPECT_EQ(j["host"], "www.example.org");
+    EXPECT_FALSE(j.contains("sni"));
+    EXPECT_EQ(j["trigger"], "curl_agent");
+
+    e.name_kind = 1;  // sni
+    e.trigger = events::kNoTrigger;
+    j = nlohmann::json::parse(events::to_json(e, {"other", "web"}, {"pcap0"}, {}, {"t"}));
+    EXPECT_EQ(j["sni"], "www.example.org");
+    EXPECT_FALSE(j.contains("host"));
+    EXPECT_FALSE(j.contains("trigger"));
+
+    e.name_kind = 0;  // the port decided
+    j = nlohmann::json::parse(events::to_json(e, {"other", "web"}, {"pcap0"}));
+    EXPECT_FALSE(j.contains("sni"));
+    EXPECT_FALSE(j.contains("host"));
+}
