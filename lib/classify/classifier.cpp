@@ -116,10 +116,10 @@ Cause established_cause(const Connection& c, Side x, const packet::TcpSegment& r
     // for which it has no socket (NO_SOCKET).
     const bool answers_peer = !rst.has(ack) && c.last_side == y && sy.ack_known &&
                               rst.seq == sy.last_ack;
-    // Whether an answer came promptly after the last segment seen; unknown round trip (no
-    // handshake timing) or unknown silence: assume so, as without capture loss.
+    // Whether an answer came promptly after the last segment seen (unknown silence: assume so;
+    // unknown round trip, its handshake answer lost: within the floor only).
     const uint64_t answer_ns = tcp::answer_bound_us(sx.answer) * 1000 * kPromptFactor;
-    const bool prompt = sx.answer == 0 || silence_ns == 0 ||
+    const bool prompt = silence_ns == 0 ||
                         silence_ns <= (answer_ns > kPromptFloorNs ? answer_ns : kPromptFloorNs);
 
     // Y was never heard (a one-sided capture, or all its segments lost): what Y sent and what
@@ -190,6 +190,10 @@ Cause established_cause(const Connection& c, Side x, const packet::TcpSegment& r
         if (sx.rexmit_run >= th.retransmission_run) return Cause::retransmission_timeout;
         // Part of X's sequence space went unseen: it may hold X's FIN (a close, then this RST).
         if (sx.hole) return Cause::unclassified;
+        // A bare RST with IPv4 ID 0 comes from a stack answering without a socket (Linux's
+        // no-socket reset), not from a connection's abort (its own ID counter): it answers a
+        // segment of Y's the capture missed (a stale connection, data after a close?).
+        if (!rst.has(ack) && rst.family == 4 && rst.ip_id == 0) return Cause::unclassified;
         // The RST's ACK covers more of Y than the capture showed: Y's newest data reached X
         // after all the rest (unread), unless the one byte missed was Y's FIN.
         if (rst.has(ack) && sy.seq_known && tcp::seq_gt(rst.ack, sy.snd_nxt)) {
@@ -197,14 +201,14 @@ Cause established_cause(const Connection& c, Side x, const packet::TcpSegment& r
             return missed > 1 && missed <= tcp::receive_window(sx, sy) ? Cause::unread_data_close
                                                                        : Cause::unclassified;
         }
-        if (c.last_payload_side == y) return Cause::unread_data_close;
-        // X sent segments the capture missed in the silence before its abort (its IPv4 ID moved
-        // on by more than one): keepalive probes, perhaps, not a plain abortive close.
-        if (rst.family == 4 && sx.ip_id != 0 && silence_ns >= kProbeSilenceNs) {
+        // X sent segments the capture missed in the silence before its abort (its IPv4 ID, a
+        // counter of the connection's own, moved on by more than one): keepalive probes, or an
+        // answer to Y: not a plain abortive close.
+        if (rst.family == 4 && (c.ids_consecutive & (1u << x)) && silence_ns >= kProbeSilenceNs) {
             const auto step = static_cast<uint16_t>(rst.ip_id - sx.ip_id);
             if (step > 1 && step <= tcp::kIpIdStep) return Cause::unclassified;
         }
-        return Cause::linger_abort;
+        return c.last_payload_side == y ? Cause::unread_data_close : Cause::linger_abort;
     }
     return Cause::unclassified;
 }
@@ -250,9 +254,9 @@ bool rst_jumps(const Connection& c, Side x, const packet::TcpSegment& seg) {
     return tcp::seq_gt(seg.seq, hi + 1);
 }
 
-// The RST's receiver Y answers with a bare RST at its own snd_nxt: a segment from X's side
-// reached Y after Y's connection was gone, and it acknowledged all Y had sent (its ack is the
-// answer's seq). After a first RST from another hop distance than X's own segments, that is the
+// The RST's receiver Y answers with a bare RST at (or beyond) its snd_nxt: a segment from X's
+// side reached Y after Y's connection was gone, and it acknowledged all Y had sent (its ack is
+// the answer's seq). After a first RST from another hop distance than X's own segments, that is the
 // real X still talking, having received everything, even what the "refusal" was about: the RST
 // was forged (the race evidence when X's segment itself was lost on its way to the monitor). A
 // real refusal leaves Y's last segment unacknowledged by X, so any later answer of Y's has
@@ -262,8 +266,11 @@ bool receiver_answers_sender(const Connection& c, Side y, const packet::TcpSegme
     const tcp::Direction& sy = c.dir[y];
     // (Y silent since the first RST: its connection died there. Had it gone on sending, the
     // RST was not for it, and a bare RST of Y's at its snd_nxt may be its own abort.)
+    // (At or beyond: the segment that drew Y's answer also acknowledged Y data the capture
+    // missed, the trigger itself perhaps.)
     return e.ttl_differs && !e.same_stack && !e.peer_spoke && !seg.has(ack) && sy.seq_known &&
-           seg.seq == sy.snd_nxt && sy.payload;
+           sy.payload && !tcp::seq_lt(seg.seq, sy.snd_nxt) &&
+           seg.seq - sy.snd_nxt <= tcp::receive_window(c.dir[tcp::other(y)], sy);
 }
 
 }  // namespace

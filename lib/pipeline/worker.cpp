@@ -249,16 +249,15 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
         recorder_->note(table_.position(rec), rec->gen, f.data, f.len, f.wire_len, f.ts_ns, f.port);
 }
 
-// A copy with another TTL than its original: the flow is mirrored before and after a router.
-// The original is the side's latest segment (or the episode's first RST): copies come within
-// microseconds.
+// What a copy says about the mirror points: one with another TTL than its original (the side's
+// latest segment, or the episode's first RST: copies come within microseconds) was seen before
+// and after a router; a copy of the episode's first RST shows that RST passed both points.
 void Worker::note_copy(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side) {
     tcp::Episode& e = rec.conn.episode;
     const bool first_rst = seg.has(rst) && e.active && e.side == side && e.seq == seg.seq;
-    const uint8_t original_ttl = first_rst ? e.rst_ttl : rec.conn.dir[side].ttl;
-    if (original_ttl == 0 || seg.ttl == original_ttl) return;
-    rec.two_sided = 1;
     if (first_rst) e.crossed = 1;
+    const uint8_t original_ttl = first_rst ? e.rst_ttl : rec.conn.dir[side].ttl;
+    if (original_ttl != 0 && seg.ttl != original_ttl) rec.two_sided = 1;
 }
 
 // Without a handshake, the roles come from the ports: a configured service port, else a

@@ -38,6 +38,18 @@ void Connection::update(const packet::TcpSegment& seg, Side side, Ms now) {
     last_gap_ms = (dir[0].spoke || dir[1].spoke) && now > last_any ? now - last_any : 0;
     last_side = side;
     if (episode.active && side != episode.side) episode.peer_spoke = 1;
+    // (ID 0, which Linux gives its SYN-ACKs, numbers nothing: skipped.)
+    const auto id_bit = static_cast<uint8_t>(1u << side);
+    if (seg.family != 4) {
+        ids_consecutive = static_cast<uint8_t>(ids_consecutive & ~id_bit);
+    } else if (seg.ip_id != 0) {
+        if (d.spoke && d.ip_id != 0) {
+            if (static_cast<uint16_t>(seg.ip_id - d.ip_id) != 1)
+                ids_consecutive = static_cast<uint8_t>(ids_consecutive & ~id_bit);
+        } else if (d.segs <= 1) {
+            ids_consecutive |= id_bit;  // the side's first numbered segment
+        }
+    }
     d.spoke = 1;
     if (d.segs < 7) d.segs++;
     d.last_ms = now;

@@ -112,8 +112,8 @@ struct Episode {
     // The first RST answered the client's SYN for the server (RST+ACK, ack = ISN + 1, before any
     // SYN-ACK): only then is the server's SYN-ACK after it a handshake race.
     uint8_t answers_syn : 1 = 0;
-    // A SPAN copy of the first RST was seen with another TTL: it crossed a router between two
-    // mirror points (made by an endpoint beyond them, not by that router).
+    // A SPAN copy of the first RST was seen: it passed both mirror points (in a flow mirrored
+    // on both sides of a router: made by an endpoint beyond them, not by that router).
     uint8_t crossed : 1 = 0;
     uint8_t peer_spoke : 1 = 0;  // the first RST's receiver sent a non-RST segment since
     uint8_t rst_ttl = 0;   // TTL of the first RST
@@ -147,6 +147,10 @@ struct Connection {
     uint8_t match = 0;                // bit 0: service identified; bit 1 + side: that side's
                                       // trigger window is behind; bits 3-4: the match::NameKind
                                       // whose name decided the service
+    // Bit `side`: that side's IPv4 IDs went up by exactly one per segment so far, as a counter
+    // of the connection's own does (Linux): a larger step is segments the capture missed. (A
+    // host-wide counter, as Windows keeps, moves on with the host's other traffic: no bit.)
+    uint8_t ids_consecutive = 0;
 
     Side server() const { return client == kNoSide ? kNoSide : other(client); }
     bool any_fin() const { return dir[0].fin || dir[1].fin; }

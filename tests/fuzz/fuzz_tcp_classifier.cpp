@@ -214,10 +214,17 @@ private:
         const auto current = static_cast<Cause>(conn_.episode.cause);
         const Cause next = classify::on_episode_segment(conn_, side, s, current);
         // Race evidence can only expose a forgery: a cause either stays or becomes injected,
-        // never for the peer's own answers, never for a refused bogus segment.
+        // never for a refused bogus segment, and never for the peer's own answers but one: its
+        // bare RST at (or beyond) its snd_nxt, silent since a first RST from another hop
+        // distance than the sender's, which a refusal or no label yet becomes (the real sender
+        // reached it, having received everything: classifier.cpp, receiver_answers_sender).
         FUZZ_CHECK(next == current || next == Cause::injected);
-        if (side != conn_.episode.side || current == Cause::invalid_segment)
-            FUZZ_CHECK(next == current);
+        if (current == Cause::invalid_segment) FUZZ_CHECK(next == current);
+        const tcp::Episode& e = conn_.episode;
+        if (side != e.side && next != current)
+            FUZZ_CHECK(s.has(rst) && !s.has(ack) && e.ttl_differs &&
+                       !e.same_stack && !e.peer_spoke &&
+                       (current == Cause::middlebox_reject || current == Cause::unclassified));
         conn_.episode.cause = static_cast<uint8_t>(next);
     }
 

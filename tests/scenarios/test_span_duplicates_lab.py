@@ -20,8 +20,9 @@ Checked:
 * the only RSTs two mirrors add are those the router sends toward the server (the injector's
   forged RSTs), never seen on r0: labelled injected, or unclassified;
 * rstmon_duplicates_total (the report's `duplicates`, live scrape too) equals the number of
-  frames seen on one side that are a copy (same addresses, ports, IP ID, seq, ack, flags, length,
-  TCP checksum) of a frame seen on the other side within 2 ms, as this script counts them.
+  frames that repeat an earlier frame's segment (same addresses, ports, IP ID, seq, ack, flags,
+  length, TCP checksum; any TTL and MACs) within 2 ms of its first sighting, as this script
+  counts them from the capture.
 
 (A refusal of the very first SYN is left out: its flow has no copies, so nothing tells rstmon it
 is mirrored on both sides, and the server's TTL it knows from other flows is the one before the
@@ -153,19 +154,19 @@ def read_frames(path):
     return blob[:24], out
 
 
-def copies(frames, side_of):
-    """Frames that repeat a frame of the other mirror side within the window: SPAN copies."""
-    last = {}
+def copies(frames):
+    """Frames that repeat an earlier frame's segment (rstmon's definition: flow/dedup.hpp) within
+    the window from its first sighting: the SPAN's copies (and any byte-identical repeat)."""
+    first = {}
     n = 0
     for fr in frames:
         if fr.ident is None:
             continue
-        prev = last.get(fr.ident)
-        if prev is not None and side_of(prev) != side_of(fr) and \
-                fr.ts_us - prev.ts_us <= WINDOW_US:
+        prev = first.get(fr.ident)
+        if prev is not None and fr.ts_us - prev.ts_us <= WINDOW_US:
             n += 1
-            continue  # the window runs from the first sighting
-        last[fr.ident] = fr
+            continue
+        first[fr.ident] = fr
     return n
 
 
@@ -280,7 +281,7 @@ def main(argv):
             for fr in frames:
                 if side(fr) == "r0":
                     f.write(fr.hdr + fr.data)
-        want_dups = copies(frames, side)
+        want_dups = copies(frames)
         rst_idents = {fr.ident for fr in frames if fr.pkt is not None and fr.pkt.flags & 4}
         log("capture: %d frames (%d on r0), %d SPAN copies, %d distinct RSTs" % (
             len(frames), sum(side(fr) == "r0" for fr in frames), want_dups, len(rst_idents)))

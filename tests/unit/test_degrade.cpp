@@ -218,6 +218,19 @@ TEST(Degrade, AnAbortAfterUnseenSegmentsOfItsSenderIsNoPlainLinger) {
     f.wait_us(1000 * kMsUs);
     EXPECT_EQ(f.server(rst | ack, 5368, 1065), Cause::unclassified);
 
+    Flow w;  // a host-wide IP ID counter (Windows): its steps say nothing about this flow
+    w.handshake();
+    w.client(ack | psh, 1001, 5001, 64);
+    w.lost(Flow::kS);  // the host's packets of other flows
+    w.lost(Flow::kS);
+    w.server(ack | psh, 5001, 1065, 367);
+    w.client(ack, 1065, 5368);
+    w.wait_us(3000 * kMsUs);
+    w.lost(Flow::kS);
+    w.lost(Flow::kS);
+    EXPECT_FALSE(w.conn().ids_consecutive & 2);
+    EXPECT_EQ(w.server(rst | ack, 5368, 1065), Cause::linger_abort);
+
     Flow g;  // the same abort with nothing missed: a plain abortive close
     g.handshake();
     g.client(ack | psh, 1001, 5001, 64);
