@@ -66,6 +66,7 @@ struct Options {
     bool serve = false;
     bool version = false;
     bool list_causes = false;
+    bool bench_dispatch_only = false;
     uint32_t workers = 0;
     std::vector<std::string> eal;
 };
@@ -638,6 +639,7 @@ int run(const Options& opt) {
     ec.descriptors = cfg.rx.descriptors;
     ec.dispatch_ring = cfg.rx.dispatch_ring;
     ec.lossless = offline;
+    ec.dispatch_only = opt.bench_dispatch_only;
     ec.flow_table_size = cfg.flow_table.size;
     ec.timeouts.handshake_ns = static_cast<uint64_t>(cfg.flow_table.handshake_timeout_s * 1e9);
     ec.timeouts.established_ns = static_cast<uint64_t>(cfg.flow_table.established_timeout_s * 1e9);
@@ -908,6 +910,9 @@ int main(int argc, char** argv) {
     app.add_flag("-V,--version", opt.version, "print version, DPDK version and flow record size");
     app.add_flag("--list-causes", opt.list_causes,
                  "print the RST causes and stages rstmon reports, as a Markdown table");
+    app.add_flag("--bench-dispatch-only", opt.bench_dispatch_only,
+                 "benchmark only: workers count and drop every frame unanalysed, so the run "
+                 "measures the software dispatcher alone (needs 2+ workers on a port without RSS)");
     app.add_option("eal", opt.eal, "EAL arguments after '--' (default: chosen by rstmon)");
     try {
         app.parse(argc, argv);

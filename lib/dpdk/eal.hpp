@@ -53,6 +53,9 @@ struct EngineConfig {
     pipeline::WorkerConfig worker;  // template; worker_id, link, events set per worker
     bool events = false;
     uint32_t events_ring_size = 4096;
+    // Benchmark only (--bench-dispatch-only): workers count and free every frame unprocessed,
+    // so a run measures the software dispatcher alone (the scaling ceiling without RSS).
+    bool dispatch_only = false;
 };
 
 struct PortCounters {
@@ -108,6 +111,7 @@ public:
     uint16_t port_index(uint16_t port_id) const { return port_index_[port_id]; }
     const std::vector<rte_ring*>& dispatch_rings() const { return dispatch_rings_; }
     bool all_stopped_dispatch() const;
+    flow::HostTtlTable& host_ttls() const { return *host_ttls_; }
 
 private:
     EngineConfig cfg_;
@@ -121,6 +125,7 @@ private:
     std::vector<rte_ring*> event_rings_;
     std::vector<rte_ring*> dispatch_rings_;
     std::unique_ptr<RxClock[]> rx_clocks_;  // by port index
+    std::unique_ptr<flow::HostTtlTable> host_ttls_;  // shared by the workers
     std::atomic<bool> stop_{false};
     bool launched_ = false;
 };

@@ -1,3 +1,4 @@
+#include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -32,6 +33,20 @@ std::runtime_error dpdk_error(const std::string& what, int err) {
 
 int ts_dynfield_offset = -1;
 uint64_t ts_dynflag = 0;
+
+// What the software dispatcher hands a worker with each frame besides the mbuf: the flow hash it
+// computed to choose the worker (flow::flow_hash), so the worker's table lookup does not hash
+// again. An mbuf dynamic field: DPDK's place for per-packet metadata of an application's own.
+struct DispatchNote {
+    uint32_t flow_hash;
+    uint8_t hashed;    // 1: flow_hash is set (the frame is TCP the worker will track)
+    uint8_t host_ttl;  // an RST's source TTL before it (flow/host_ttl.hpp), 0: unknown
+};
+int note_dynfield_offset = -1;
+
+inline DispatchNote& dispatch_note(rte_mbuf* m) {
+    return *RTE_MBUF_DYNFIELD(m, note_dynfield_offset, DispatchNote*);
+}
 
 uint64_t wall_ns() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -169,6 +184,14 @@ Engine::Engine(const EngineConfig& cfg)
     if (pool_ == nullptr) throw dpdk_error("cannot create the mbuf pool", rte_errno);
     if (any_ts && rte_mbuf_dyn_rx_timestamp_register(&ts_dynfield_offset, &ts_dynflag) != 0)
         throw dpdk_error("cannot register the mbuf timestamp field", rte_errno);
+    if (mode_ == DispatchMode::software) {
+        static const rte_mbuf_dynfield note_field = {"rstmon_dispatch_note", sizeof(DispatchNote),
+                                                     alignof(DispatchNote), 0};
+        note_dynfield_offset = rte_mbuf_dynfield_register(&note_field);
+        if (note_dynfield_offset < 0)
+            throw dpdk_error("cannot register the mbuf dispatch field", rte_errno);
+    }
+    host_ttls_ = std::make_unique<flow::HostTtlTable>();
 
     // Inline: every port that receives frames to forward needs one TX queue per worker on its
     // peer (workers transmit what they processed).
@@ -221,6 +244,7 @@ Engine::Engine(const EngineConfig& cfg)
         ctx->stats = std::make_unique<metrics::LcoreStats>();
         pipeline::WorkerConfig wc = cfg.worker;
         wc.worker_id = static_cast<uint16_t>(w);
+        wc.host_ttls = host_ttls_.get();
         for (size_t pi = 0; pi < ports_.size() && pi < metrics::kMaxPorts; ++pi)
             wc.link[pi] = ports_[pi].link;
         wc.events = nullptr;
@@ -374,14 +398,26 @@ static int worker_main(void* arg) {
     const BurstClock clock;
     uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
 
+    const bool dispatch_only = eng.config().dispatch_only;
     auto run = [&](uint16_t n, uint64_t now_ns, int port_index) {
         if (port_index >= 0) eng.rx_clock(port_index).observe(mbufs, n);  // this lcore polls it
         for (uint16_t i = 0; i < n; ++i) {
             const uint16_t pi = port_index >= 0 ? static_cast<uint16_t>(port_index)
                                                 : eng.port_index(mbufs[i]->port);
             to_frame(mbufs[i], pi, now_ns, eng.rx_clock(pi).unit(), ctx->scratch[i], frames[i]);
+            if (port_index < 0) {  // from the dispatcher: its hash comes along
+                const DispatchNote& note = dispatch_note(mbufs[i]);
+                frames[i].flow_hash = note.flow_hash;
+                frames[i].hashed = frames[i].host_observed = note.hashed != 0;
+                frames[i].host_ttl = note.host_ttl;
+            }
         }
-        worker.process(frames, n);
+        if (unlikely(dispatch_only)) {  // benchmark of the dispatcher: count, drop
+            for (uint16_t i = 0; i < n; ++i)
+                stats.port_packets[std::min<size_t>(frames[i].port, metrics::kMaxPorts - 1)].inc();
+        } else {
+            worker.process(frames, n);
+        }
         release(eng, *ctx, mbufs, frames, n);
     };
 
@@ -430,8 +466,10 @@ static int worker_main(void* arg) {
     return 0;
 }
 
-// Software dispatch for ports without symmetric RSS: parse just enough for the flow key, hash it
-// symmetrically, hand the frame to that worker's ring. Both directions meet on one worker.
+// Software dispatch for ports without symmetric RSS: parse the frame for its flow key, hash the
+// key (flow::flow_hash: the same value both ways), hand the frame to that worker's ring with the
+// hash (the worker's table lookup uses it as is). Both directions meet on one worker. Frames are
+// enqueued per worker in bursts.
 static int dispatch_main(void* arg) {
     auto* ctx = static_cast<Engine::DispatchCtx*>(arg);
     Engine& eng = *ctx->engine;
@@ -446,23 +484,32 @@ static int dispatch_main(void* arg) {
     Scratch scratch;
     packet::TcpSegment seg;
     flow::FlowKey key;
+    flow::HostTtlTable& hosts = eng.host_ttls();  // the dispatch stage's: every frame, in order
+    const BurstClock clock;
 
     while (!eng.stop_requested()) {
+        const uint64_t now_ns = clock.now(rte_rdtsc());
         for (size_t pi = 0; pi < port_ids.size(); ++pi) {
             const uint16_t n = rte_eth_rx_burst(port_ids[pi], 0, mbufs, burst);
             if (n == 0) continue;
             eng.rx_clock(pi).observe(mbufs, n);
+            const uint64_t unit = eng.rx_clock(pi).unit();
             std::fill(nout.begin(), nout.end(), 0);
             for (uint16_t i = 0; i < n; ++i) {
                 pipeline::Frame f;
-                to_frame(mbufs[i], static_cast<uint16_t>(pi), 0, 0, scratch, f);  // no time needed
+                to_frame(mbufs[i], static_cast<uint16_t>(pi), now_ns, unit, scratch, f);
                 uint32_t w = 0;  // what is not TCP goes to worker 0, which counts it
+                DispatchNote& note = dispatch_note(mbufs[i]);
+                note.hashed = 0;
                 // The workers' decapsulation settings: both directions of a tunnelled flow must
                 // hash on the same inner tuple, on the same worker.
                 if (packet::parse(cfg.ports[pi].link, f.data, f.len, seg, cfg.worker.decap)
                         .status == packet::ParseStatus::tcp) {
                     flow::make_key(seg, key);
-                    w = flow::symmetric_hash(key) % nworkers;
+                    note.flow_hash = flow::flow_hash(key);
+                    note.hashed = 1;
+                    note.host_ttl = hosts.observe(seg, f.ts_ns);
+                    w = flow::worker_of(note.flow_hash, nworkers);
                 }
                 out[w][nout[w]++] = mbufs[i];
             }

@@ -38,12 +38,51 @@ inline tcp::Side make_key(const packet::TcpSegment& seg, FlowKey& key) {
     return 1;
 }
 
-// A symmetric hash of the 4-tuple (same value for both directions), for software dispatch.
-inline uint32_t symmetric_hash(const FlowKey& k) {
-    uint32_t h = 2166136261u;  // FNV-1a over the normalised key: order-independent by construction
-    const auto* p = reinterpret_cast<const uint8_t*>(&k);
-    for (size_t i = 0; i < sizeof k; ++i) h = (h ^ p[i]) * 16777619u;
+// The flow's hash: CRC32-C of the normalised key, so both directions get the same value. One
+// function for every use, computed once per frame: the software dispatcher picks the worker from
+// it and hands it over, and the worker's rte_hash table is built on the same function
+// (flow_table.cpp), so the bulk lookup takes it as is (rte_hash_lookup_with_hash_bulk). It is
+// DPDK's rte_hash_crc (same polynomial, seed, 8 bytes a step) without the EAL's CPU-flag
+// dispatch, which this header cannot link (the pure library has no DPDK): SSE4.2 where the
+// compiler targets it (DPDK's -march=corei7), bit by bit otherwise. Never a symmetric Toeplitz
+// RSS hash: its two 16-bit halves are equal.
+inline constexpr uint32_t kFlowHashSeed = 0x9e3779b9;
+
+inline uint32_t crc32c_u64(uint32_t crc, uint64_t v) {
+#if defined(__SSE4_2__)
+    return static_cast<uint32_t>(__builtin_ia32_crc32di(crc, v));
+#else
+    for (int i = 0; i < 64; ++i, v >>= 1) {
+        const uint32_t bit = (crc ^ static_cast<uint32_t>(v)) & 1u;
+        crc = (crc >> 1) ^ (bit ? 0x82f63b78u : 0u);
+    }
+    return crc;
+#endif
+}
+
+inline uint32_t flow_hash(const void* key, uint32_t len, uint32_t seed) {
+    const auto* p = static_cast<const uint8_t*>(key);
+    uint32_t h = seed;
+    uint32_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        h = crc32c_u64(h, w);
+    }
+    for (; i < len; ++i) {  // (a FlowKey has none: 40 bytes)
+        h ^= p[i];
+        for (int b = 0; b < 8; ++b) h = (h >> 1) ^ ((h & 1u) ? 0x82f63b78u : 0u);
+    }
     return h;
+}
+
+inline uint32_t flow_hash(const FlowKey& k) { return flow_hash(&k, sizeof k, kFlowHashSeed); }
+
+// Which of `n` workers a flow of hash `h` belongs to. The hash is first multiplied by an odd
+// constant: the worker then depends on all its bits, not on the low bits rte_hash indexes its
+// buckets with (h % n would leave each worker's table half its buckets with n = 2).
+inline uint32_t worker_of(uint32_t h, uint32_t n) {
+    return static_cast<uint32_t>((static_cast<uint64_t>(h * 0x9e3779b1u) * n) >> 32);
 }
 
 }  // namespace rstmon::flow

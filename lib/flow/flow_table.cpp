@@ -2,7 +2,6 @@
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
@@ -11,7 +10,9 @@
 namespace rstmon::flow {
 namespace {
 constexpr uint32_t kEvictSample = 64;  // slots looked at to find a stale victim when full
-}
+
+uint32_t table_hash(const void* key, uint32_t len, uint32_t seed) { return flow_hash(key, len, seed); }
+}  // namespace
 
 FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
                      FlowTimeouts timeouts)
@@ -21,8 +22,8 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
     p.name = name.c_str();
     p.entries = capacity;
     p.key_len = sizeof(FlowKey);
-    p.hash_func = rte_hash_crc;
-    p.hash_func_init_val = 0x9e3779b9;
+    p.hash_func = table_hash;  // flow_hash: what callers hand in with each key
+    p.hash_func_init_val = kFlowHashSeed;
     p.socket_id = socket_id;
     // The extendable bucket table guarantees `capacity` keys fit whatever the hash collisions.
     p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
@@ -48,17 +49,19 @@ size_t FlowTable::bytes_per_flow() {
     return sizeof(FlowRecord) + sizeof(FlowKey) + sizeof(void*) + 8;
 }
 
-FlowRecord* FlowTable::lookup(const FlowKey& key) {
-    const int32_t pos = rte_hash_lookup(hash_, &key);
+FlowRecord* FlowTable::lookup(const FlowKey& key, uint32_t hash) {
+    const int32_t pos = rte_hash_lookup_with_hash(hash_, &key, hash);
     if (pos < 0 || static_cast<uint32_t>(pos) >= slots_) return nullptr;
     return &records_[pos];
 }
 
-void FlowTable::lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord** out) {
+void FlowTable::lookup_bulk(const FlowKey* const* keys, const uint32_t* hashes, uint32_t n,
+                            FlowRecord** out) {
     int32_t pos[kBulkMax];
     if (n > kBulkMax) n = kBulkMax;
-    rte_hash_lookup_bulk(hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
-                         n, pos);
+    rte_hash_lookup_with_hash_bulk(
+        hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
+        const_cast<hash_sig_t*>(hashes), n, pos);
     for (uint32_t i = 0; i < n; ++i) {
         if (pos[i] >= 0 && static_cast<uint32_t>(pos[i]) < slots_) {
             out[i] = &records_[pos[i]];
@@ -70,20 +73,20 @@ void FlowTable::lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord**
     }
 }
 
-FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) {
+FlowRecord* FlowTable::insert(const FlowKey& key, uint32_t hash, uint64_t now_ns, bool is_syn) {
     if (active_ >= capacity_) {
         stats_.full++;
         if (!is_syn || !evict_one(now_ns)) return nullptr;  // admit SYNs first
     }
-    int32_t pos = rte_hash_add_key(hash_, &key);
+    int32_t pos = rte_hash_add_key_with_hash(hash_, &key, hash);
     if (pos < 0) {
         stats_.full++;
         if (!is_syn || !evict_one(now_ns)) return nullptr;
-        pos = rte_hash_add_key(hash_, &key);
+        pos = rte_hash_add_key_with_hash(hash_, &key, hash);
         if (pos < 0) return nullptr;
     }
     if (static_cast<uint32_t>(pos) >= slots_) {  // cannot happen with single-writer rte_hash
-        rte_hash_del_key(hash_, &key);
+        rte_hash_del_key_with_hash(hash_, &key, hash);
         return nullptr;
     }
     FlowRecord& r = records_[pos];
@@ -93,7 +96,7 @@ FlowRecord* FlowTable::insert(const FlowKey& key, uint64_t now_ns, bool is_syn) 
     r.first_ns = r.last_ns = now_ns;
     r.in_use = 1;
     active_++;
-    mutations_++;
+    inserts_++;
     stats_.created++;
     return &r;
 }
@@ -105,7 +108,7 @@ void FlowTable::erase_at(uint32_t pos, RemoveReason why) {
         rte_hash_del_key(hash_, key);
     records_[pos].in_use = 0;
     active_--;
-    mutations_++;
+    removals_++;
 }
 
 void FlowTable::remove(const FlowKey& key) {
@@ -113,7 +116,7 @@ void FlowTable::remove(const FlowKey& key) {
     if (pos >= 0 && static_cast<uint32_t>(pos) < slots_ && records_[pos].in_use) {
         records_[pos].in_use = 0;
         active_--;
-        mutations_++;
+        removals_++;
     }
 }
 

@@ -54,17 +54,28 @@ public:
     FlowTable(const FlowTable&) = delete;
     FlowTable& operator=(const FlowTable&) = delete;
 
-    FlowRecord* lookup(const FlowKey& key);
+    // Every key comes with its flow_hash(key) (flow_key.hpp), computed once per frame (by the
+    // software dispatcher, or the worker): the table is built on that very function.
+    FlowRecord* lookup(const FlowKey& key, uint32_t hash);
+    FlowRecord* lookup(const FlowKey& key) { return lookup(key, flow_hash(key)); }
     // Looks up `n` (at most kBulkMax) keys at once and prefetches the records found: `out[i]` is
-    // the record of keys[i] or null. Valid until the next insert/erase (see mutations()).
+    // the record of keys[i] or null. A record found stays valid while no flow is removed (see
+    // removals()): an insert moves no key's slot, it only turns a miss into a hit.
     static constexpr uint32_t kBulkMax = 64;
-    void lookup_bulk(const FlowKey* const* keys, uint32_t n, FlowRecord** out);
-    // Changes whenever a flow is inserted or removed: cached lookups are stale after that.
-    uint64_t mutations() const { return mutations_; }
+    void lookup_bulk(const FlowKey* const* keys, const uint32_t* hashes, uint32_t n,
+                     FlowRecord** out);
+    // Changes whenever a flow is removed (expiry, eviction, remove()): records found before
+    // may have been freed, or reused for another key.
+    uint64_t removals() const { return removals_; }
+    // Changes whenever a flow is inserted: a miss found before may be a hit now.
+    uint64_t inserts() const { return inserts_; }
     // Inserts a new flow at `now`. When the table is full, a SYN evicts the stalest of a sample of
     // flows, half-open or closed ones before live connections (RemoveReason::evicted); any other
     // packet is refused (nullptr) so live flows keep being tracked.
-    FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn);
+    FlowRecord* insert(const FlowKey& key, uint32_t hash, uint64_t now_ns, bool is_syn);
+    FlowRecord* insert(const FlowKey& key, uint64_t now_ns, bool is_syn) {
+        return insert(key, flow_hash(key), now_ns, is_syn);
+    }
     void remove(const FlowKey& key);
     // Lazy refresh: a record found by lookup whose timeout has passed at `now_ns` is removed here
     // (as the sweep would have, hook and all) and true is returned: the caller starts afresh.
@@ -114,7 +125,8 @@ private:
     uint32_t slots_ = 0;  // positions rte_hash may hand out
     uint32_t active_ = 0;
     uint32_t cursor_ = 0;
-    uint64_t mutations_ = 0;
+    uint64_t removals_ = 0;
+    uint64_t inserts_ = 0;
     FlowTimeouts timeouts_;
     FlowTableStats stats_;
     RemoveHook hook_ = nullptr;

@@ -17,7 +17,9 @@ using packet::tcpflag::rst;
 using packet::tcpflag::syn;
 
 Worker::Worker(const WorkerConfig& cfg, flow::FlowTable& table, metrics::LcoreStats& stats)
-    : cfg_(cfg), table_(table), stats_(stats), matcher_(cfg.match, stats),
+    : cfg_(cfg), table_(table), stats_(stats),
+      own_hosts_(cfg.host_ttls ? nullptr : std::make_unique<flow::HostTtlTable>()),
+      hosts_(cfg.host_ttls ? cfg.host_ttls : own_hosts_.get()), matcher_(cfg.match, stats),
       dedup_(cfg.dedup_window_ns, cfg.dedup_entries),
       pending_(cfg.pending_rsts ? cfg.pending_rsts : 1),
       tokens_(cfg.events_burst) {
@@ -62,6 +64,8 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
                 dedup_.prefetch(dedup_sigs_[i]);
             }
             sides_[i] = flow::make_key(segs_[i], keys_[i]);
+            hashes_[ntcp] = f.hashed ? f.flow_hash : flow::flow_hash(keys_[i]);
+            host_ttls_[ntcp] = f.host_observed ? f.host_ttl : hosts_->observe(segs_[i], f.ts_ns);
             key_ptrs[ntcp] = &keys_[i];
             tcp_index[ntcp++] = static_cast<uint8_t>(i);
         } else if (r.status == ParseStatus::ignored) {
@@ -70,19 +74,24 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
             stats_.malformed[static_cast<size_t>(r.malformed)].inc();
         }
     }
-    if (ntcp > 0) table_.lookup_bulk(key_ptrs, ntcp, found);
+    if (ntcp > 0) table_.lookup_bulk(key_ptrs, hashes_, ntcp, found);
     if (unlikely(recorder_ != nullptr))  // forensic frame rings: a cache miss each, overlapped
         for (uint32_t j = 0; j < ntcp; ++j)
             if (found[j]) recorder_->prefetch_header(table_.position(found[j]));
-    const uint64_t mutations = table_.mutations();
+    const uint64_t removals = table_.removals(), inserts = table_.inserts();
     for (uint32_t j = 0; j < ntcp; ++j) {
         const uint32_t i = tcp_index[j];
-        // An insert or removal earlier in the chunk may have made the bulk answer stale.
-        flow::FlowRecord* rec =
-            likely(table_.mutations() == mutations) ? found[j] : table_.lookup(keys_[i]);
+        // The bulk answer holds unless earlier frames of the chunk changed the table: a removal
+        // may have freed (or reused) a record found; an insert may have created a flow missed
+        // (a SYN and its SYN-ACK in one burst). Inserts move no other key.
+        flow::FlowRecord* rec = found[j];
+        if (unlikely(table_.removals() != removals) ||
+            (rec == nullptr && table_.inserts() != inserts))
+            rec = table_.lookup(keys_[i], hashes_[j]);
         if (unlikely(recorder_ != nullptr) && j + 1 < ntcp && found[j + 1])
             recorder_->prefetch_slot(table_.position(found[j + 1]));
-        handle_tcp(frames[i], segs_[i], keys_[i], sides_[i], rec, dedup_sigs_[i]);
+        handle_tcp(frames[i], segs_[i], keys_[i], hashes_[j], sides_[i], rec, dedup_sigs_[i],
+                   host_ttls_[j]);
     }
     for (size_t p = 0; p < metrics::kMaxPorts; ++p) {
         if (pkts[p] == 0) continue;
@@ -177,7 +186,8 @@ void Worker::on_flow_removed(void* self, const flow::FlowRecord& rec, flow::Remo
 }
 
 void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
-                        tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig) {
+                        uint32_t hash, tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig,
+                        uint8_t host_ttl) {
     // A SPAN copy of a segment already seen goes no further (flow/dedup.hpp); what its TTL says
     // about the mirror points is kept.
     if (dedup_.enabled() && dedup_.is_copy(dedup_sig, f.ts_ns)) {
@@ -190,13 +200,13 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
     if (rec != nullptr && unlikely(table_.expire_if_stale(rec, f.ts_ns))) rec = nullptr;
 
     if (unlikely(seg.has(rst))) {
-        handle_rst(f, seg, rec, key, side);
+        handle_rst(f, seg, rec, key, side, host_ttl);
         return;
     }
     if (rec == nullptr) {
         // A SYN always starts a flow; a SYN+ACK or mid-stream segment starts one too (roles and
         // sequence state become known), marked as not seen from its start.
-        rec = table_.insert(key, f.ts_ns, seg.has(syn));
+        rec = table_.insert(key, hash, f.ts_ns, seg.has(syn));
         if (rec == nullptr) {
             stats_.untracked_packets.inc();
             return;
@@ -224,7 +234,6 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
     if (unlikely(c.episode.active) && now < c.episode.end_ms)
         c.episode.cause = static_cast<uint8_t>(classify::on_episode_segment(
             c, side, seg, static_cast<classify::Cause>(c.episode.cause)));
-    const bool first_from_side = c.dir[side].ttl_base == 0;
     // The other side answered the segment that ended a long silence: the flow survived that gap
     // (what bounds a middlebox's idle timeout from below). Only after long gaps: cheap.
     if (unlikely(static_cast<uint64_t>(c.last_gap_ms) * 1000000ull >= cfg_.learn_min_gap_ns) &&
@@ -239,7 +248,6 @@ void Worker::handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flo
     if (unlikely(handshaking) && (c.established || (c.synack && seg.has(syn))) &&
         c.dir[side].answer == 0 && f.ts_ns > prev_ns)
         c.dir[side].answer = tcp::answer_code((f.ts_ns - prev_ns) / 1000);
-    if (first_from_side) hosts_.learn(seg.src, seg.ttl);
     if (unlikely(!c.service_set)) {  // once per flow, not per packet
         c.service = service_of(seg, key, &c);
         c.service_set = c.client != tcp::kNoSide;
@@ -287,11 +295,10 @@ uint8_t Worker::service_of(const packet::TcpSegment& seg, const flow::FlowKey& k
 }
 
 void Worker::handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
-                        const flow::FlowKey& key, tcp::Side side) {
+                        const flow::FlowKey& key, tcp::Side side, uint8_t host_ttl) {
     stats_.rst_packets.inc();
     if (rec != nullptr && rec->conn.episode.active) restart_after_reset(*rec, seg, side, f.ts_ns);
     tcp::Connection* c = rec ? &rec->conn : nullptr;
-    const uint8_t host_ttl = hosts_.lookup(seg.src);
     const uint64_t silence_ns = rec && f.ts_ns > rec->last_ns ? f.ts_ns - rec->last_ns : 0;
     classify::Verdict v = classify::classify(c, side, seg, cfg_.thresholds, c ? host_ttl : 0,
                                              guess_client(key), silence_ns);

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "classify/classifier.hpp"
@@ -35,6 +36,14 @@ struct Frame {
     uint32_t wire_len = 0;  // frame length as received (for byte counters)
     uint16_t port = 0;
     uint64_t ts_ns = 0;
+    // flow::flow_hash of the frame's flow key, when the software dispatcher computed it (it
+    // parsed the frame to choose the worker): the worker does not hash again.
+    uint32_t flow_hash = 0;
+    bool hashed = false;
+    // The dispatcher showed the frame to the host TTL memory (flow/host_ttl.hpp) already; for an
+    // RST, `host_ttl` is its answer. Otherwise the worker is its own dispatch stage.
+    bool host_observed = false;
+    uint8_t host_ttl = 0;
 };
 
 // Service of a flow from its server port: 0 = "other", else index in the configured list.
@@ -65,6 +74,9 @@ struct WorkerConfig {
     top::Feed* top = nullptr;                    // one record per finalized RST / survived gap
     uint64_t learn_min_gap_ns = 10ull * 1000000000ull;  // idle gaps worth reporting as survived
     MatchConfig match;  // services by SNI/Host and triggers (no databases: port map only)
+    // The engine's host TTL memory, shared by all workers (flow/host_ttl.hpp); null: the worker
+    // keeps one of its own (a lone worker, tests).
+    flow::HostTtlTable* host_ttls = nullptr;
 };
 
 class Worker {
@@ -96,9 +108,10 @@ private:
     void process_chunk(const Frame* frames, uint32_t n);
     void count_decap(const packet::ParseResult& r);
     void handle_tcp(const Frame& f, const packet::TcpSegment& seg, const flow::FlowKey& key,
-                    tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig);
+                    uint32_t hash, tcp::Side side, flow::FlowRecord* rec, uint64_t dedup_sig,
+                    uint8_t host_ttl);
     void handle_rst(const Frame& f, const packet::TcpSegment& seg, flow::FlowRecord* rec,
-                    const flow::FlowKey& key, tcp::Side side);
+                    const flow::FlowKey& key, tcp::Side side, uint8_t host_ttl);
     void note_copy(flow::FlowRecord& rec, const packet::TcpSegment& seg, tcp::Side side);
     void end_connection(const flow::FlowRecord& rec,
                         flow::RemoveReason why = flow::RemoveReason::expired);
@@ -118,7 +131,8 @@ private:
     WorkerConfig cfg_;
     flow::FlowTable& table_;
     metrics::LcoreStats& stats_;
-    flow::HostTtlTable hosts_;
+    std::unique_ptr<flow::HostTtlTable> own_hosts_;  // when the config names no shared one
+    flow::HostTtlTable* hosts_;
     forensics::Recorder* recorder_ = nullptr;
     FlowMatcher matcher_;
     flow::DuplicateFilter dedup_;  // SPAN copies, dropped before the TCP tracker
@@ -126,6 +140,8 @@ private:
     packet::TcpSegment segs_[flow::FlowTable::kBulkMax];
     flow::FlowKey keys_[flow::FlowTable::kBulkMax];
     tcp::Side sides_[flow::FlowTable::kBulkMax];
+    uint32_t hashes_[flow::FlowTable::kBulkMax];      // flow::flow_hash of keys_
+    uint8_t host_ttls_[flow::FlowTable::kBulkMax];    // an RST's source TTL before it (0: unknown)
     uint64_t dedup_sigs_[flow::FlowTable::kBulkMax];  // flow::segment_signature, when enabled
     std::vector<PendingRst> pending_;  // ring buffer, fixed capacity
     size_t pending_head_ = 0, pending_count_ = 0;

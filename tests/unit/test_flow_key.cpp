@@ -3,6 +3,8 @@
 #include "flow/flow_key.hpp"
 #include "packet_builder.hpp"
 
+#include <vector>
+
 using namespace rstmon;
 using namespace rstmon::test;
 
@@ -18,7 +20,7 @@ TEST(FlowKey, BothDirectionsShareOneKey) {
     const auto sb = flow::make_key(parse_ok(frame(b)), kb);
     EXPECT_EQ(std::memcmp(&ka, &kb, sizeof ka), 0);
     EXPECT_NE(sa, sb);
-    EXPECT_EQ(flow::symmetric_hash(ka), flow::symmetric_hash(kb));
+    EXPECT_EQ(flow::flow_hash(ka), flow::flow_hash(kb));
 }
 
 TEST(FlowKey, SameAddressesDifferentPortsAreDistinct) {
@@ -52,4 +54,44 @@ TEST(FlowKey, Ipv4AndIpv6NeverCollide) {
     flow::make_key(parse_ok(frame(a)), ka);
     flow::make_key(parse_ok(frame(b)), kb);
     EXPECT_NE(std::memcmp(&ka, &kb, sizeof ka), 0);
+}
+
+// The flow hash is DPDK's rte_hash_crc (CRC32-C, 8 bytes a step): the same value with and
+// without SSE4.2, and the known CRC32-C check value for a whole-words input.
+TEST(FlowKey, HashIsCrc32c) {
+    // CRC32-C of "12345678" with seed ~0 and final xor: 0x6087809a (RFC 3720 style check).
+    const char in[] = "12345678";
+    EXPECT_EQ(~flow::flow_hash(in, 8, 0xffffffffu), 0x6087809au);
+    uint64_t w = 0x0123456789abcdefull;
+    uint32_t soft = flow::kFlowHashSeed;
+    for (int i = 0; i < 64; ++i, w >>= 1) {
+        const uint32_t bit = (soft ^ static_cast<uint32_t>(w)) & 1u;
+        soft = (soft >> 1) ^ (bit ? 0x82f63b78u : 0u);
+    }
+    EXPECT_EQ(flow::crc32c_u64(flow::kFlowHashSeed, 0x0123456789abcdefull), soft);
+}
+
+// Dispatch spreads flows over the workers evenly and keeps both directions together.
+TEST(FlowKey, WorkerOfIsEvenAndSymmetric) {
+    for (uint32_t n : {2u, 3u, 8u}) {
+        std::vector<uint32_t> per(n, 0);
+        for (uint32_t i = 0; i < 60000; ++i) {
+            SegSpec a;
+            a.sport = static_cast<uint16_t>(1024 + i);
+            a.dport = static_cast<uint16_t>(80 + i % 7);
+            SegSpec b;
+            b.src = a.dst;
+            b.dst = a.src;
+            b.sport = a.dport;
+            b.dport = a.sport;
+            flow::FlowKey ka, kb;
+            flow::make_key(parse_ok(frame(a)), ka);
+            flow::make_key(parse_ok(frame(b)), kb);
+            const uint32_t w = flow::worker_of(flow::flow_hash(ka), n);
+            ASSERT_EQ(w, flow::worker_of(flow::flow_hash(kb), n));
+            ASSERT_LT(w, n);
+            per[w]++;
+        }
+        for (uint32_t c : per) EXPECT_NEAR(c, 60000.0 / n, 60000.0 / n * 0.05) << n;
+    }
 }
