@@ -103,19 +103,24 @@ uint64_t free_hugepage_mb() {
 
 // EAL arguments when the user gave none: lcores for main + workers, hugepages when enough are
 // free (else --no-huge with a sized -m), no shared config so parallel runs do not collide.
-std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
+std::vector<std::string> default_eal_args(const config::Config& c, bool offline, bool rx_lcore,
                                           const std::string& log_level) {
     std::vector<std::string> a = {"rstmon"};
     const auto cpus = allowed_cpus();
     // Main lcore + workers (+ the software dispatcher, needed when the ports cannot hash
-    // symmetrically). More lcores than CPUs share them (lcore@cpu): it works, but slowly.
-    const unsigned n = 1 + dpdk::Engine::lcores_needed(c.workers, true);
-    if (n > cpus.size())
+    // symmetrically, or as the RX lcore of an offline replay). More lcores than CPUs share them
+    // (lcore@cpu): it works, but slowly; the main lcore mostly sleeps (the control loop).
+    const unsigned n = 1 + dpdk::Engine::lcores_needed(c.workers, true, rx_lcore);
+    if (n - (rx_lcore ? 1 : 0) > cpus.size())
         spdlog::warn("{} lcores on {} CPU(s): they will share CPUs (give EAL -l to choose)", n,
                      cpus.size());
     std::string lcores;
-    for (unsigned i = 0; i < n; ++i)
-        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpus[i % cpus.size()]);
+    for (unsigned i = 0; i < n; ++i) {
+        // With an RX lcore, the main lcore (mostly asleep) shares the first CPU with it, and the
+        // worker has a CPU of its own.
+        const unsigned cpu = rx_lcore ? (i == 0 ? 0 : i - 1) : i;
+        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpus[cpu % cpus.size()]);
+    }
     a.push_back("--lcores=" + lcores);
     if (offline) a.push_back("--no-pci");
     const uint64_t need_mb =
@@ -581,13 +586,19 @@ int run(const Options& opt) {
         }
     }
 
+    // An offline replay with one worker and a CPU to spare reads the file on a second lcore
+    // (the software dispatcher): libpcap's reads and copies, the parse and the hash run beside
+    // the worker instead of before it. Only with rstmon's own EAL arguments (given -l/--lcores
+    // are the user's choice) and --bench-dispatch-only aside.
+    const bool rx_lcore = offline && cfg.workers == 1 && opt.eal.empty() &&
+                          cfg.eal_args.empty() && allowed_cpus().size() >= 2;
     std::vector<std::string> eal_args;
     if (!opt.eal.empty() || !cfg.eal_args.empty()) {
         eal_args.push_back("rstmon");
         for (const auto& a : cfg.eal_args) eal_args.push_back(a);
         for (const auto& a : opt.eal) eal_args.push_back(a);
     } else {
-        eal_args = default_eal_args(cfg, offline, cfg.log_level);
+        eal_args = default_eal_args(cfg, offline, rx_lcore, cfg.log_level);
     }
     std::string joined;
     for (const auto& a : eal_args) joined += " " + a;
@@ -640,6 +651,7 @@ int run(const Options& opt) {
     ec.dispatch_ring = cfg.rx.dispatch_ring;
     ec.lossless = offline;
     ec.dispatch_only = opt.bench_dispatch_only;
+    ec.rx_lcore = rx_lcore;
     ec.flow_table_size = cfg.flow_table.size;
     ec.timeouts.handshake_ns = static_cast<uint64_t>(cfg.flow_table.handshake_timeout_s * 1e9);
     ec.timeouts.established_ns = static_cast<uint64_t>(cfg.flow_table.established_timeout_s * 1e9);

@@ -56,6 +56,10 @@ struct EngineConfig {
     // Benchmark only (--bench-dispatch-only): workers count and free every frame unprocessed,
     // so a run measures the software dispatcher alone (the scaling ceiling without RSS).
     bool dispatch_only = false;
+    // One worker behind the software dispatcher anyway (an RX lcore): the port's reading
+    // (net_pcap: libpcap's file reads and copies), parsing and hashing run beside the worker's
+    // tracking instead of before it. Offline replays with a CPU to spare.
+    bool rx_lcore = false;
 };
 
 struct PortCounters {
@@ -98,7 +102,7 @@ public:
     // net_pcap's microseconds, until then); 0 for a port without capture timestamps.
     uint64_t rx_timestamp_unit_ns(size_t port_index) const;
     // Lcores the engine needs besides the main one, for `workers` on ports of this kind.
-    static unsigned lcores_needed(uint32_t workers, bool software_dispatch);
+    static unsigned lcores_needed(uint32_t workers, bool software_dispatch, bool rx_lcore = false);
 
     // For the lcore loops.
     struct WorkerCtx;

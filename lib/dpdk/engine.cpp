@@ -136,8 +136,8 @@ struct Engine::DispatchCtx {
     std::atomic<bool> done{false};
 };
 
-unsigned Engine::lcores_needed(uint32_t workers, bool software_dispatch) {
-    return workers + (software_dispatch && workers > 1 ? 1 : 0);
+unsigned Engine::lcores_needed(uint32_t workers, bool software_dispatch, bool rx_lcore) {
+    return workers + (software_dispatch && (workers > 1 || rx_lcore) ? 1 : 0);
 }
 
 static int worker_main(void* arg);
@@ -167,9 +167,9 @@ Engine::Engine(const EngineConfig& cfg)
         port_ids_.push_back(probed.back().id);
         port_index_[probed.back().id] = static_cast<uint16_t>(port_ids_.size() - 1);
     }
-    mode_ = cfg.workers == 1 ? DispatchMode::direct
+    mode_ = cfg.workers == 1 && !cfg.rx_lcore ? DispatchMode::direct
                              : (all_rss ? DispatchMode::rss : DispatchMode::software);
-    const unsigned need = lcores_needed(cfg.workers, mode_ == DispatchMode::software);
+    const unsigned need = lcores_needed(cfg.workers, mode_ == DispatchMode::software, cfg.rx_lcore);
     if (rte_lcore_count() < need + 1)
         throw std::runtime_error(
             "need " + std::to_string(need) + " lcore(s) besides the main one for " +
