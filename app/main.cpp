@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "capture_info.hpp"
+#include "progress.hpp"
 #include "config/config.hpp"
 #include "dpdk/eal.hpp"
 #include "events/line_file.hpp"
@@ -115,12 +116,10 @@ std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
         spdlog::warn("{} lcores on {} CPU(s): they will share CPUs (give EAL -l to choose)", n,
                      cpus.size());
     std::string lcores;
-    for (unsigned i = 0; i < n; ++i) {
-        // With an RX lcore, the main lcore (mostly asleep) shares the first CPU with it, and the
-        // worker has a CPU of its own.
-        const unsigned cpu = rx_lcore ? (i == 0 ? 0 : i - 1) : i;
-        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpus[cpu % cpus.size()]);
-    }
+    // (With an RX lcore on 2 CPUs the main lcore shares the worker's: measured, the RX lcore
+    // is the one that must not wait.)
+    for (unsigned i = 0; i < n; ++i)
+        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpus[i % cpus.size()]);
     a.push_back("--lcores=" + lcores);
     if (offline) a.push_back("--no-pci");
     const uint64_t need_mb =
@@ -590,8 +589,12 @@ int run(const Options& opt) {
     // (the software dispatcher): libpcap's reads and copies, the parse and the hash run beside
     // the worker instead of before it. Only with rstmon's own EAL arguments (given -l/--lcores
     // are the user's choice) and --bench-dispatch-only aside.
-    const bool rx_lcore = offline && cfg.workers == 1 && opt.eal.empty() &&
-                          cfg.eal_args.empty() && allowed_cpus().size() >= 2;
+    // --bench-dispatch-only with one worker: the dispatcher alone on its CPU, the worker (which
+    // only drops) beside the main lcore: the dispatcher's own ceiling even on 2 CPUs.
+    const bool rx_lcore = cfg.workers == 1 &&
+                          ((offline && opt.eal.empty() && cfg.eal_args.empty() &&
+                            allowed_cpus().size() >= 2) ||
+                           opt.bench_dispatch_only);
     std::vector<std::string> eal_args;
     if (!opt.eal.empty() || !cfg.eal_args.empty()) {
         eal_args.push_back("rstmon");
@@ -804,6 +807,7 @@ int run(const Options& opt) {
     auto last_flush = Clock::now();
     bool stopping = false;
     std::string stopped_early;  // offline: why the replay stopped before its last frame
+    app::ReplayProgress progress(offline ? capture.frames : 0);
     while (!engine->all_stopped()) {
         writer.drain(engine->event_rings());
         if (top_feed) top_feed->drain(*top_summary);
@@ -827,6 +831,7 @@ int run(const Options& opt) {
                     stop = true;
                     stopped_early.clear();  // every frame is accounted for
                 }
+                progress.update(got);
                 if (got != last_frames) {
                     last_frames = got;
                     last_progress = Clock::now();
@@ -838,6 +843,7 @@ int run(const Options& opt) {
                 }
             }
             if (stop) {
+                progress.done();
                 engine->request_stop();
                 stopping = true;
             }
@@ -924,7 +930,8 @@ int main(int argc, char** argv) {
                  "print the RST causes and stages rstmon reports, as a Markdown table");
     app.add_flag("--bench-dispatch-only", opt.bench_dispatch_only,
                  "benchmark only: workers count and drop every frame unanalysed, so the run "
-                 "measures the software dispatcher alone (needs 2+ workers on a port without RSS)");
+                 "measures the software dispatcher alone (a port without RSS; with one worker the "
+                 "dispatcher still runs, as an RX lcore)");
     app.add_option("eal", opt.eal, "EAL arguments after '--' (default: chosen by rstmon)");
     try {
         app.parse(argc, argv);

@@ -482,33 +482,47 @@ static int dispatch_main(void* arg) {
     std::vector<std::vector<rte_mbuf*>> out(nworkers, std::vector<rte_mbuf*>(kMaxBurst));
     std::vector<uint16_t> nout(nworkers);
     Scratch scratch;
-    packet::TcpSegment seg;
+    std::vector<packet::TcpSegment> segs(kMaxBurst);
+    std::vector<uint64_t> ts(kMaxBurst);
     flow::FlowKey key;
     flow::HostTtlTable& hosts = eng.host_ttls();  // the dispatch stage's: every frame, in order
     const BurstClock clock;
 
+    uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
     while (!eng.stop_requested()) {
-        const uint64_t now_ns = clock.now(rte_rdtsc());
+        const uint64_t t0 = rte_rdtsc();
+        const uint64_t now_ns = clock.now(t0);
+        bool any = false;
         for (size_t pi = 0; pi < port_ids.size(); ++pi) {
             const uint16_t n = rte_eth_rx_burst(port_ids[pi], 0, mbufs, burst);
             if (n == 0) continue;
+            any = true;
             eng.rx_clock(pi).observe(mbufs, n);
             const uint64_t unit = eng.rx_clock(pi).unit();
             std::fill(nout.begin(), nout.end(), 0);
+            // Two passes: parse and hash each frame (starting to load its source's host TTL
+            // set), then the host TTL memory in arrival order and the hand-over.
             for (uint16_t i = 0; i < n; ++i) {
                 pipeline::Frame f;
                 to_frame(mbufs[i], static_cast<uint16_t>(pi), now_ns, unit, scratch, f);
-                uint32_t w = 0;  // what is not TCP goes to worker 0, which counts it
                 DispatchNote& note = dispatch_note(mbufs[i]);
                 note.hashed = 0;
+                ts[i] = f.ts_ns;
                 // The workers' decapsulation settings: both directions of a tunnelled flow must
                 // hash on the same inner tuple, on the same worker.
-                if (packet::parse(cfg.ports[pi].link, f.data, f.len, seg, cfg.worker.decap)
+                if (packet::parse(cfg.ports[pi].link, f.data, f.len, segs[i], cfg.worker.decap)
                         .status == packet::ParseStatus::tcp) {
-                    flow::make_key(seg, key);
+                    flow::make_key(segs[i], key);
                     note.flow_hash = flow::flow_hash(key);
                     note.hashed = 1;
-                    note.host_ttl = hosts.observe(seg, f.ts_ns);
+                    if (flow::HostTtlTable::consulted(segs[i])) hosts.prefetch(segs[i].src);
+                }
+            }
+            for (uint16_t i = 0; i < n; ++i) {
+                DispatchNote& note = dispatch_note(mbufs[i]);
+                uint32_t w = 0;  // what is not TCP goes to worker 0, which counts it
+                if (note.hashed) {
+                    note.host_ttl = hosts.observe(segs[i], ts[i]);
                     w = flow::worker_of(note.flow_hash, nworkers);
                 }
                 out[w][nout[w]++] = mbufs[i];
@@ -529,7 +543,19 @@ static int dispatch_main(void* arg) {
                 }
             }
         }
+        // The busy share (rstmon_lcore_busy_ratio{lcore="dispatch"}), as the workers keep it.
+        const uint64_t t1 = rte_rdtsc();
+        if (any) busy += t1 - t0;
+        polled += t1 - t0;
+        if (t1 - last_flush > clock.hz / 10) {
+            ctx->stats->busy_cycles.add(busy);
+            ctx->stats->poll_cycles.add(polled);
+            busy = polled = 0;
+            last_flush = t1;
+        }
     }
+    ctx->stats->busy_cycles.add(busy);
+    ctx->stats->poll_cycles.add(polled);
     ctx->done.store(true, std::memory_order_release);
     return 0;
 }

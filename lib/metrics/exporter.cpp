@@ -269,6 +269,18 @@ std::vector<MetricFamily> StatsCollectable::Collect() const {
     }
     out.push_back(std::move(busy.f));
 
+    // Per worker: how evenly RSS or the dispatcher spreads the load (benchmark per-lcore rates).
+    FamilyBuilder lpk("rstmon_lcore_packets_total", "Frames a worker lcore analysed, by lcore",
+                      MetricType::Counter, app);
+    for (size_t i = 0; i < stats_.size(); ++i) {
+        if (i < info_.lcore_names.size() && info_.lcore_names[i] == "dispatch") continue;
+        uint64_t n = 0;
+        for (const auto& c : stats_[i]->port_packets) n += c.load();
+        lpk.add(static_cast<double>(n), {{"lcore", i < info_.lcore_names.size() ? info_.lcore_names[i]
+                                                                                : std::to_string(i)}});
+    }
+    out.push_back(std::move(lpk.f));
+
     // Per-cause histograms: only causes seen at least once, so the series stay few.
     auto histogram = [&](const char* name, const char* help, const auto& bounds,
                          const auto& buckets, const uint64_t* sums_us) {

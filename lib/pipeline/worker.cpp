@@ -65,7 +65,10 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
             }
             sides_[i] = flow::make_key(segs_[i], keys_[i]);
             hashes_[ntcp] = f.hashed ? f.flow_hash : flow::flow_hash(keys_[i]);
-            host_ttls_[ntcp] = f.host_observed ? f.host_ttl : hosts_->observe(segs_[i], f.ts_ns);
+            if (f.host_observed)
+                host_ttls_[ntcp] = f.host_ttl;
+            else if (flow::HostTtlTable::consulted(segs_[i]))  // observed below, in order
+                hosts_->prefetch(segs_[i].src);
             key_ptrs[ntcp] = &keys_[i];
             tcp_index[ntcp++] = static_cast<uint8_t>(i);
         } else if (r.status == ParseStatus::ignored) {
@@ -73,6 +76,12 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
         } else {
             stats_.malformed[static_cast<size_t>(r.malformed)].inc();
         }
+    }
+    // The dispatch stage's host TTL memory (flow/host_ttl.hpp), when no dispatcher did it: every
+    // TCP frame in arrival order.
+    for (uint32_t j = 0; j < ntcp; ++j) {
+        const Frame& f = frames[tcp_index[j]];
+        if (!f.host_observed) host_ttls_[j] = hosts_->observe(segs_[tcp_index[j]], f.ts_ns);
     }
     if (ntcp > 0) table_.lookup_bulk(key_ptrs, hashes_, ntcp, found);
     if (unlikely(recorder_ != nullptr))  // forensic frame rings: a cache miss each, overlapped

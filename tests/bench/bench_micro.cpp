@@ -3,11 +3,25 @@
 // on a real rte_hash table. Timing only: no pass/fail.
 //
 //   bench_micro [--benchmark_filter=...] [-- EAL args]   (default EAL: --no-huge -m 6144)
+//
+// --memory-per-flow N (no Google Benchmark): what one FlowTable of N flows takes from DPDK's
+// allocator, everything rte_hash allocates included (buckets, extendable buckets, key store,
+// free-slot rings, the per-lcore caches when it has them) and the record array: the heap's
+// allocated bytes (rte_malloc_get_socket_stats, every socket) before and after the table is made,
+// divided by N, next to FlowTable::bytes_per_flow() (the formula `rstmon --version` prints).
+// Prints one JSON object. Default EAL: --no-huge with -m sized for N, -l 0.
+//
+//   bench_micro --memory-per-flow 1000000 [-- EAL args]
 #include <benchmark/benchmark.h>
 #include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_memory.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -163,6 +177,47 @@ void BM_IdentifyFirstPayload(benchmark::State& state) {
 }
 BENCHMARK(BM_IdentifyFirstPayload)->Arg(0)->Arg(10)->Arg(1000)->Unit(benchmark::kNanosecond);
 
+// Bytes allocated on DPDK's malloc heaps, every socket (memzones such as rte_ring's come from
+// them too).
+struct HeapUse {
+    uint64_t bytes = 0, elements = 0;
+};
+HeapUse heap_use() {
+    HeapUse u;
+    for (unsigned i = 0; i < rte_socket_count(); ++i) {
+        rte_malloc_socket_stats st{};
+        if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) == 0) {
+            u.bytes += st.heap_allocsz_bytes;
+            u.elements += st.alloc_count;
+        }
+    }
+    return u;
+}
+
+int memory_per_flow(uint64_t flows) {
+    const HeapUse before = heap_use();
+    uint64_t table_bytes = 0, elements = 0;
+    try {
+        flow::FlowTable table("mem_flows", static_cast<uint32_t>(flows), SOCKET_ID_ANY,
+                              flow::FlowTimeouts{});
+        const HeapUse after = heap_use();
+        table_bytes = after.bytes - before.bytes;
+        elements = after.elements - before.elements;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_micro: %s\n", e.what());
+        return 1;
+    }
+    const uint64_t records = sizeof(flow::FlowRecord) * flows;
+    const double n = static_cast<double>(flows);
+    std::printf("{\"flows\":%" PRIu64 ",\"heap_bytes\":%" PRIu64 ",\"allocations\":%" PRIu64
+                ",\"bytes_per_flow\":%.1f,\"record_bytes_per_flow\":%zu,"
+                "\"hash_bytes_per_flow\":%.1f,\"formula_bytes_per_flow\":%zu}\n",
+                flows, table_bytes, elements, static_cast<double>(table_bytes) / n,
+                sizeof(flow::FlowRecord), static_cast<double>(table_bytes - records) / n,
+                flow::FlowTable::bytes_per_flow());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,10 +225,25 @@ int main(int argc, char** argv) {
     std::vector<std::string> eal = {"bench_micro", "--no-huge", "-m", "6144", "--no-pci",
                                     "--no-shconf", "--no-telemetry", "--log-level=4", "-l", "0"};
     bool rest_is_eal = false;
+    uint64_t mem_flows = 0;
     for (int i = 1; i < argc; ++i) {
         if (std::string(argv[i]) == "--") {
             rest_is_eal = true;
             eal = {"bench_micro"};
+            continue;
+        }
+        if (!rest_is_eal && std::string(argv[i]) == "--memory-per-flow") {
+            char* end = nullptr;
+            mem_flows = i + 1 < argc ? std::strtoull(argv[i + 1], &end, 10) : 0;
+            if (mem_flows < 8 || mem_flows > (1ull << 30) || end == nullptr || *end != '\0') {
+                std::fprintf(stderr, "bench_micro: --memory-per-flow N: N from 8 to 2^30\n");
+                return 2;
+            }
+            ++i;
+            // The table's own size plus room: 4x the formula covers rte_hash's overheads.
+            const uint64_t mb = 256 + mem_flows * 4 * flow::FlowTable::bytes_per_flow() / (1 << 20);
+            eal = {"bench_micro", "--no-huge", "-m", std::to_string(mb), "--no-pci",
+                   "--no-shconf", "--no-telemetry", "--log-level=4", "-l", "0"};
             continue;
         }
         (rest_is_eal ? (void)eal.push_back(argv[i]) : (void)bm_args.push_back(argv[i]));
@@ -183,6 +253,11 @@ int main(int argc, char** argv) {
     if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
         std::fprintf(stderr, "bench_micro: EAL initialisation failed\n");
         return 1;
+    }
+    if (mem_flows != 0) {
+        const int rc = memory_per_flow(mem_flows);
+        rte_eal_cleanup();
+        return rc;
     }
     int bm_argc = static_cast<int>(bm_args.size());
     benchmark::Initialize(&bm_argc, bm_args.data());

@@ -5,11 +5,18 @@
 //
 //   gen_traffic --out F.pcap [--flows 1000000] [--packets 4000000] [--size 64|imix] [--seed 1]
 //               [--finish] [--names N]
+//   gen_traffic --out F.pcap --rst-storm [--packets 4000000] [--seed 1]
 //
 // --names N: the client's first request carries a TLS ClientHello (server port 443) or an HTTP
 // request (port 80) naming h<K>.example.com, K = connection number mod N, so rstmon's SNI/Host
 // matching has something to match (the benchmark's 0/10/1000-pattern runs). Without it the
 // output is byte for byte what it was before the option existed.
+//
+// --rst-storm: no connections at all: every frame is a bare RST or an RST+ACK (half each) of a
+// 4-tuple drawn at random (client 10.0.0.0/8, server 172.16.0.0/12, any ports >= 1024 or 80/443,
+// either direction), IPv4, 64-byte frames, --packets of them (default 4 x --flows), the same bytes
+// for the same --seed. What an RST flood or a scan's resets look like to the monitor: nearly
+// every frame an RST of a flow it has never seen.
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 
@@ -347,6 +354,26 @@ bool step_inner(Conn& c, Writer& w) {
     }
 }
 
+// --rst-storm: `packets` RSTs of random 4-tuples (see the header).
+void rst_storm(Writer& w, uint64_t packets, uint64_t seed) {
+    Rng r{seed ^ 0x5157u};
+    while (w.packets() < packets) {
+        const uint32_t cip = 0x0a000000u | (r.below(0xfffffe) + 1);
+        const uint32_t sip = 0xac100000u | (r.below(0xffffe) + 1);
+        const uint32_t pick = r.below(4);
+        const uint16_t sport =
+            pick == 0 ? 443 : pick == 1 ? 80 : static_cast<uint16_t>(1024 + r.below(64512));
+        const uint16_t cport = static_cast<uint16_t>(1024 + r.below(64512));
+        const bool with_ack = r.below(2) == 0;
+        const uint32_t seq = static_cast<uint32_t>(r.next());
+        const uint32_t ack = with_ack ? static_cast<uint32_t>(r.next()) : 0;
+        if (r.below(2) == 0)  // from the server (a refusal, an abort) or from the client
+            w.seg(sip, sport, cip, cport, seq, ack, with_ack ? RST | ACK : RST, false, 60);
+        else
+            w.seg(cip, cport, sip, sport, seq, ack, with_ack ? RST | ACK : RST, false, 64);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -366,8 +393,21 @@ int main(int argc, char** argv) {
                  "written; the rsts counts are then exact)");
     app.add_option("--names", g_names,
                    "first requests name h<K>.example.com, K < N (TLS SNI to 443, HTTP Host to 80)");
+    bool storm = false;
+    app.add_flag("--rst-storm", storm,
+                 "only RSTs (bare or with ACK) of random 4-tuples, 64-byte frames (no connections)")
+        ->excludes("--finish")
+        ->excludes("--names");
     CLI11_PARSE(app, argc, argv);
     if (packets == 0) packets = 4 * flows;
+    if (storm) {
+        Writer w(out, false, seed);
+        rst_storm(w, packets, seed);
+        std::printf("{\"packets\":%llu,\"size\":\"64\",\"rst_storm\":true,\"rst_packets\":%llu}\n",
+                    static_cast<unsigned long long>(w.packets()),
+                    static_cast<unsigned long long>(w.rsts()));
+        return 0;
+    }
 
     Rng rng{seed};
     Writer w(out, size == "imix", seed);
