@@ -104,11 +104,7 @@ bool Forensics::drain() {
             any = true;
         }
     }
-    if (any) {
-        for (auto& f : open_)
-            if (f.dumper) pcap_dump_flush(f.dumper);  // readable (tshark) while rstmon runs
-        enforce_cap();
-    }
+    if (any) enforce_cap();  // (each capture was flushed: readable by tshark while rstmon runs)
     return any;
 }
 
@@ -116,6 +112,10 @@ void Forensics::close(OpenFile& f) {
     if (f.dumper) {
         pcap_dump_close(f.dumper);
         closed_.push_back({f.path, f.bytes});
+    } else if (f.failed && f.good_bytes >= kPcapFileHeader) {  // kept as far as it is whole
+        closed_.push_back({f.path, f.good_bytes});
+    } else if (f.failed && !f.path.empty()) {  // not even its header was written: nothing kept
+        ::unlink(f.path.c_str());
     }
     if (f.dead) pcap_close(f.dead);
     f = OpenFile{};
@@ -124,6 +124,7 @@ void Forensics::close(OpenFile& f) {
 bool Forensics::switch_file(OpenFile& f, uint16_t worker, uint32_t file_no, int dlt) {
     close(f);
     f.file_no = file_no;  // set even if the open fails
+    f.dlt = dlt;
     f.path = events::pcap_file_name(prefix_, worker, file_no);
     f.dead = pcap_open_dead_with_tstamp_precision(dlt, static_cast<int>(s_.snaplen),
                                                   PCAP_TSTAMP_PRECISION_NANO);
@@ -131,9 +132,52 @@ bool Forensics::switch_file(OpenFile& f, uint16_t worker, uint32_t file_no, int 
     if (f.dumper == nullptr) {
         if (f.dead) pcap_close(f.dead);
         f.dead = nullptr;
+        f.failed = true;  // tried again at a later capture (a directory made writable)
+        f.failed_at = std::chrono::steady_clock::now();
+        f.good_bytes = 0;
         return false;
     }
     f.bytes = kPcapFileHeader;
+    // The header must reach the disk for the file to be appended to after a failure.
+    if (pcap_dump_flush(f.dumper) != 0) {
+        pcap_dump_close(f.dumper);
+        pcap_close(f.dead);
+        f.dumper = nullptr;
+        f.dead = nullptr;
+        f.failed = true;  // tried again at a later capture
+        f.failed_at = std::chrono::steady_clock::now();
+        f.good_bytes = 0;
+        return false;
+    }
+    f.good_bytes = f.bytes;
+    return true;
+}
+
+// After a failed write: cut the file back to its last whole capture (a full disk may have taken
+// half a record) and append from there, header kept; a file whose header never made it starts
+// over. At most every 200 ms: a disk that stays full costs one try per interval, not per capture.
+bool Forensics::reopen(OpenFile& f) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - f.failed_at < std::chrono::milliseconds(200)) return false;
+    f.failed_at = now;
+    const bool fresh = f.good_bytes < kPcapFileHeader;
+    if (!fresh && ::truncate(f.path.c_str(), static_cast<off_t>(f.good_bytes)) != 0) return false;
+    f.dead = pcap_open_dead_with_tstamp_precision(f.dlt, static_cast<int>(s_.snaplen),
+                                                  PCAP_TSTAMP_PRECISION_NANO);
+    if (f.dead != nullptr)
+        f.dumper = fresh ? pcap_dump_open(f.dead, f.path.c_str())
+                         : pcap_dump_open_append(f.dead, f.path.c_str());
+    if (f.dumper != nullptr && fresh && pcap_dump_flush(f.dumper) != 0) {
+        pcap_dump_close(f.dumper);
+        f.dumper = nullptr;
+    }
+    if (f.dumper == nullptr) {
+        if (f.dead) pcap_close(f.dead);
+        f.dead = nullptr;
+        return false;
+    }
+    f.bytes = f.good_bytes = fresh ? kPcapFileHeader : f.good_bytes;
+    f.failed = false;
     return true;
 }
 
@@ -143,7 +187,11 @@ void Forensics::write(Capture* c) {
     const uint32_t stride = recorders_[c->worker]->frame_stride();
     // The worker placed the capture: a new file number means the previous file is complete.
     // A file that cannot be opened is not retried for every capture placed in it.
-    if (f.file_no != c->file_no) switch_file(f, c->worker, c->file_no, c->dlt);
+    if (f.file_no != c->file_no) {
+        switch_file(f, c->worker, c->file_no, c->dlt);
+    } else if (f.failed) {
+        reopen(f);
+    }
     if (f.dumper == nullptr) {
         stats_.errors.fetch_add(1);
         return;
@@ -157,8 +205,23 @@ void Forensics::write(Capture* c) {
         h.len = fr->wire_len;
         pcap_dump(reinterpret_cast<u_char*>(f.dumper), &h, fr->data);
         f.bytes += kPcapRecordHeader + fr->caplen;
-        stats_.bytes.fetch_add(kPcapRecordHeader + fr->caplen, std::memory_order_relaxed);
     }
+    // pcap_dump() reports nothing: the flush says whether the capture reached the disk. If not
+    // (a full disk), the capture counts as a write error, and the file is closed at its last
+    // whole capture, to be appended to when a later capture finds room.
+    if (pcap_dump_flush(f.dumper) != 0) {
+        stats_.errors.fetch_add(1);
+        pcap_dump_close(f.dumper);  // (its own flush fails too: nothing more is written)
+        pcap_close(f.dead);
+        f.dumper = nullptr;
+        f.dead = nullptr;
+        f.failed = true;
+        f.failed_at = std::chrono::steady_clock::now();
+        f.bytes = f.good_bytes;
+        return;
+    }
+    stats_.bytes.fetch_add(f.bytes - f.good_bytes, std::memory_order_relaxed);
+    f.good_bytes = f.bytes;
     stats_.frames.fetch_add(c->count, std::memory_order_relaxed);
     stats_.captures.fetch_add(1, std::memory_order_relaxed);
 }

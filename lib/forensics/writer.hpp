@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -57,12 +58,19 @@ private:
         uint32_t file_no = 0;
         std::string path;
         uint64_t bytes = 0;
+        uint64_t good_bytes = 0;  // through the last capture that reached the disk whole
+        int dlt = 0;
+        // A write failed (full disk): the file was closed at its last whole capture and is
+        // reopened for appending at the next capture, when there is room again.
+        bool failed = false;
+        std::chrono::steady_clock::time_point failed_at{};  // retried at most every 200 ms
     };
 
     void run();
     bool drain();  // one pass over the rings; true if anything was written
     void write(Capture* c);
     bool switch_file(OpenFile& f, uint16_t worker, uint32_t file_no, int dlt);
+    bool reopen(OpenFile& f);
     void close(OpenFile& f);
     void enforce_cap();
 

@@ -359,12 +359,9 @@ def run_offline(rstmon, pcap, info, tmp, tag):
     with open(cfg, "w") as f:
         f.write(f"workers: 1\nflow_table: {{size: {table}}}\nmetrics: {{enabled: false}}\n"
                 "log_level: warning\n")
-    # Like rstmon's own choice (its default rx pool, the table), with the script's memory choice.
-    need_mb = 256 + 16383 * (2176 + 320) // (1 << 20) + table * 400 // (1 << 20)
-    eal = [f"--lcores={lcore_map(1)}", "--no-pci", DPDK_LOG, "--no-telemetry"] + mem_args(
-        need_mb, "rsoffline")
-    dt, rss, out = timed_output([rstmon, "--pcap", pcap, "--config", cfg, "--report", "json", "--"]
-                                + eal)
+    # As a user runs it: rstmon's own EAL arguments (memory, and an RX lcore beside the worker
+    # when there is a CPU to spare).
+    dt, rss, out = timed_output([rstmon, "--pcap", pcap, "--config", cfg, "--report", "json"])
     rep = json.loads(out)
     res = {"seconds": dt, "mpps": rep.get("packets", 0) / dt / 1e6, "peak_rss_mb": rss / 1024,
            "packets": rep.get("packets", 0), "rst": rep.get("rst", 0),

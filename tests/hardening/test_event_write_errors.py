@@ -205,6 +205,44 @@ class EventFileFaults(unittest.TestCase):
         rep = self.stop_live()
         self.assertGreater(rep["event_write_errors"], 0)
 
+    # -- forensic captures --------------------------------------------------------------------
+
+    def forensic(self, result):
+        return h.metric(self.live.samples(), "rstmon_forensic_captures_total", result=result)
+
+    def test_live_forensic_pcaps_on_a_full_disk_then_space_returns(self):
+        disk = self.mount("forensics-full", "512k")
+        filler = os.path.join(disk, "filler")
+        with open(filler, "wb") as f:  # leave about 32 KiB: a few hundred one-RST captures
+            f.write(b"\0" * (512 - 32) * 1024)
+        fdir = os.path.join(disk, "pcaps")
+        cfg = h.write(os.path.join(self.tmp, "forensics-full.yaml"),
+                      f'ports: [{{name: p0, device: "net_pcap_fo,rx_pcap={self.loop_pcap},'
+                      f'infinite_rx=1"}}]\n'
+                      f'metrics: {{listen: "127.0.0.1:0"}}\n'
+                      f"forensics: {{enabled: true, dir: {fdir}, snaplen: 64, packets_after: 1,"
+                      f" max_file_size: 64KiB, max_total_size: 256KiB}}\n"
+                      "rx: {mbufs: 32767}\n")
+        self.live = live = h.Live(RSTMON, ["--config", cfg, "--report", "json"], self.tmp, "fo")
+        h.poll(lambda: self.forensic("write_error") > 0, 60, "the disk to fill up")
+        rst0 = h.metric(live.samples(), "rstmon_rst_total")  # the data path does not notice
+        h.poll(lambda: h.metric(live.samples(), "rstmon_rst_total") > rst0, 30,
+               "RSTs still counted on a full disk")
+        written0 = self.forensic("written")
+        os.unlink(filler)  # space returns
+        h.poll(lambda: self.forensic("written") >= written0 + 50, 60,
+               "captures written again after space returned")
+        self.stop_live()
+        # Every file holds whole records only: a failed write was cut back to its last whole
+        # capture before the file was appended to.
+        files = sorted(os.listdir(fdir))
+        self.assertTrue(files)
+        frames = 0
+        for name in files:
+            cap = pu.read_pcap(os.path.join(fdir, name))  # raises on a half record
+            frames += len(cap.records)
+        self.assertGreater(frames, 0)
+
 
 if __name__ == "__main__":
     RSTMON, ROOT, argv = pu.take_script_args(sys.argv)
