@@ -8,13 +8,23 @@
 using namespace rstmon;
 using namespace rstmon::test;
 
-TEST(FlowKey, BothDirectionsShareOneKey) {
-    SegSpec a;
-    SegSpec b;
+namespace {
+
+// The same connection's segment in the other direction.
+SegSpec reversed(const SegSpec& a) {
+    SegSpec b = a;
     b.src = a.dst;
     b.dst = a.src;
     b.sport = a.dport;
     b.dport = a.sport;
+    return b;
+}
+
+}  // namespace
+
+TEST(FlowKey, BothDirectionsShareOneKey) {
+    SegSpec a;
+    const SegSpec b = reversed(a);
     flow::FlowKey ka, kb;
     const auto sa = flow::make_key(parse_ok(frame(a)), ka);
     const auto sb = flow::make_key(parse_ok(frame(b)), kb);
@@ -79,11 +89,7 @@ TEST(FlowKey, WorkerOfIsEvenAndSymmetric) {
             SegSpec a;
             a.sport = static_cast<uint16_t>(1024 + i);
             a.dport = static_cast<uint16_t>(80 + i % 7);
-            SegSpec b;
-            b.src = a.dst;
-            b.dst = a.src;
-            b.sport = a.dport;
-            b.dport = a.sport;
+            const SegSpec b = reversed(a);
             flow::FlowKey ka, kb;
             flow::make_key(parse_ok(frame(a)), ka);
             flow::make_key(parse_ok(frame(b)), kb);
