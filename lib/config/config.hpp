@@ -11,8 +11,29 @@
 
 namespace rstmon::config {
 
+// A refusal of the config, one line for the operator. Control bytes the file carried into the
+// message (a key or value quoted back) are written as \xNN: a NUL would cut the message short
+// (found by fuzz_config: a key starting with NUL gave an empty message), and an escape sequence
+// would reach the operator's terminal.
 struct ConfigError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    explicit ConfigError(const std::string& what) : std::runtime_error(printable(what)) {}
+
+    static std::string printable(const std::string& s) {
+        std::string out;
+        out.reserve(s.size());
+        for (const char ch : s) {
+            const auto c = static_cast<unsigned char>(ch);
+            if (c >= 0x20 && c != 0x7f) {
+                out += ch;
+            } else {
+                static const char hex[] = "0123456789abcdef";
+                out += "\\x";
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+        }
+        return out;
+    }
 };
 
 struct PortConfig {

@@ -237,3 +237,20 @@ TEST(Config, ShippedConfigMatchSectionsEqualDefaults) {
         EXPECT_EQ(c.services[i].host, d.services[i].host);
     }
 }
+
+// Found by fuzz_config: a key starting with NUL gave a refusal whose message was empty (the NUL
+// cut it short). Control bytes are written as \xNN.
+TEST(Config, RefusalQuotesControlBytesVisibly) {
+    // tests/fuzz/corpus/fuzz_config/nul-key-message
+    const std::string yaml("services:\n'\0- name: wclostimlNULLn:\xd3" "4}\n", 39);
+    try {
+        load_string(yaml);
+        FAIL() << "accepted";
+    } catch (const ConfigError& e) {
+        const std::string msg = e.what();
+        EXPECT_FALSE(msg.empty());
+        EXPECT_EQ(msg.find('\0'), std::string::npos);
+        EXPECT_NE(msg.find("\\x00"), std::string::npos) << msg;
+    }
+    EXPECT_STREQ(ConfigError("a\x1b[31mb").what(), "a\\x1b[31mb");
+}
