@@ -44,8 +44,14 @@ void Connection::update(const packet::TcpSegment& seg, Side side, Ms now) {
         ids_consecutive = static_cast<uint8_t>(ids_consecutive & ~id_bit);
     } else if (seg.ip_id != 0) {
         if (d.spoke && d.ip_id != 0) {
-            if (static_cast<uint16_t>(seg.ip_id - d.ip_id) != 1)
-                ids_consecutive = static_cast<uint8_t>(ids_consecutive & ~id_bit);
+            const auto step = static_cast<uint16_t>(seg.ip_id - d.ip_id);
+            const auto forgiven = static_cast<uint8_t>(id_bit << 2);
+            if (step != 1) {
+                if (step <= kIdLossStep && step != 0 && !(ids_consecutive & forgiven))
+                    ids_consecutive |= forgiven;  // the one lossy step allowed
+                else
+                    ids_consecutive = static_cast<uint8_t>(ids_consecutive & ~id_bit);
+            }
         } else if (d.segs <= 1) {
             ids_consecutive |= id_bit;  // the side's first numbered segment
         }

@@ -84,6 +84,12 @@ inline uint64_t receive_window(const Direction& receiver, const Direction& sende
 // with probability 64 / 65536.
 inline constexpr uint16_t kIpIdStep = 64;
 
+// A side whose IPv4 IDs went up by one per segment, but for one step of at most this much, is
+// taken to number its segments with a counter of the connection's own (Linux), a segment or
+// three of it lost by the capture. More such steps, or a larger one: a host-wide counter
+// (Windows), which moves on with the host's other traffic.
+inline constexpr uint16_t kIdLossStep = 4;
+
 // A segment count at which a flow heard from one side only is called one-sided (asymmetric
 // routing or a one-way mirror), unless all it carried were SYNs (an unanswered handshake).
 inline constexpr uint8_t kOneSidedSegments = 4;
@@ -147,9 +153,12 @@ struct Connection {
     uint8_t match = 0;                // bit 0: service identified; bit 1 + side: that side's
                                       // trigger window is behind; bits 3-4: the match::NameKind
                                       // whose name decided the service
-    // Bit `side`: that side's IPv4 IDs went up by exactly one per segment so far, as a counter
-    // of the connection's own does (Linux): a larger step is segments the capture missed. (A
-    // host-wide counter, as Windows keeps, moves on with the host's other traffic: no bit.)
+    // Bit `side`: that side's IPv4 IDs went up by one per segment so far, as a counter of the
+    // connection's own does (Linux), but for at most one step of up to kIdLossStep (bit 2 +
+    // side: that one was seen): a larger step before an abort is segments the capture missed.
+    // (A host-wide counter, as Windows keeps, moves on with the host's other traffic: no bit.
+    // Without the one step forgiven, a lossy capture that missed one segment early read an
+    // abort after two lost keepalive probes as a close.)
     uint8_t ids_consecutive = 0;
 
     Side server() const { return client == kNoSide ? kNoSide : other(client); }

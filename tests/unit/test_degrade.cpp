@@ -221,8 +221,7 @@ TEST(Degrade, AnAbortAfterUnseenSegmentsOfItsSenderIsNoPlainLinger) {
     Flow w;  // a host-wide IP ID counter (Windows): its steps say nothing about this flow
     w.handshake();
     w.client(ack | psh, 1001, 5001, 64);
-    w.lost(Flow::kS);  // the host's packets of other flows
-    w.lost(Flow::kS);
+    for (int i = 0; i < 9; ++i) w.lost(Flow::kS);  // the host's packets of other flows
     w.server(ack | psh, 5001, 1065, 367);
     w.client(ack, 1065, 5368);
     w.wait_us(3000 * kMsUs);
@@ -230,6 +229,27 @@ TEST(Degrade, AnAbortAfterUnseenSegmentsOfItsSenderIsNoPlainLinger) {
     w.lost(Flow::kS);
     EXPECT_FALSE(w.conn().ids_consecutive & 2);
     EXPECT_EQ(w.server(rst | ack, 5368, 1065), Cause::linger_abort);
+
+    Flow l;  // its own counter, one segment lost early (the handshake's ACK): still its own
+    l.handshake();
+    l.lost(Flow::kS);
+    l.server(ack | psh, 5001, 1001, 367);
+    l.client(ack, 1001, 5368);
+    l.wait_us(1000 * kMsUs);
+    l.lost(Flow::kS);
+    l.wait_us(1000 * kMsUs);
+    l.lost(Flow::kS);
+    l.wait_us(1000 * kMsUs);
+    EXPECT_TRUE(l.conn().ids_consecutive & 2);
+    EXPECT_EQ(l.server(rst | ack, 5368, 1001), Cause::unclassified);
+
+    Flow q;  // small steps again and again: a quiet host's shared counter, not lost segments
+    q.handshake();
+    q.lost(Flow::kS);
+    q.server(ack | psh, 5001, 1001, 367);
+    q.lost(Flow::kS);
+    q.server(ack | psh, 5368, 1001, 10);
+    EXPECT_FALSE(q.conn().ids_consecutive & 2);
 
     Flow g;  // the same abort with nothing missed: a plain abortive close
     g.handshake();
