@@ -185,6 +185,14 @@ void Connection::note_rst(const packet::TcpSegment& seg, Side side) {
         const auto id_step = static_cast<uint16_t>(seg.ip_id - d.ip_id);
         episode.same_stack = d.spoke && seg.family == 4 && seg.ttl == d.ttl && d.ip_id != 0 &&
                              id_step != 0 && id_step <= kIpIdStep;
+        // A client in SYN_SENT refusing what the capture did not show (a SYN-ACK with a bad ack
+        // or timestamp): a bare RST at ISN + 1 from its kernel (IPv4 ID 0: no connection counter,
+        // its own TTL) before the server was heard. Its connection lives on (RFC 9293 3.10.7.3):
+        // its later segments are no race evidence. (Found by the loss measurement: the crafted
+        // SYN-ACK and the retransmitted SYN both lost read as injected.)
+        if (side == client && d.syn && !dir[other(side)].spoke && !seg.has(packet::tcpflag::ack) &&
+            seg.family == 4 && seg.ip_id == 0 && seg.ttl == d.ttl && seg.seq == d.isn + 1)
+            episode.same_stack = 1;
         episode.ttl_differs = d.spoke && seg.ttl != d.ttl;
         episode.rst_ttl = seg.ttl;
         const Direction& cl = dir[client == kNoSide ? other(side) : client];

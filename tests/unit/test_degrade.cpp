@@ -48,6 +48,14 @@ public:
         return c;
     }
     void wait_us(uint64_t us) { now_ns_ += us * 1000; }
+    // The client kernel's reset without a connection counter (Linux: IPv4 ID 0).
+    Cause client_kernel_rst(uint32_t seq) {
+        const uint16_t id = spec_[kC].ip_id;
+        spec_[kC].ip_id = 0;
+        const Cause c = feed(kC, rst, seq, 0, 0);
+        spec_[kC].ip_id = id;
+        return c;
+    }
     void handshake() {
         client(syn, 1000, 0);
         wait_us(30);
@@ -410,3 +418,20 @@ TEST(Degrade, TheReceiversAnswerToTheRealSenderIsRaceEvidence) {
     g.client(rst, 1001, 0);
     EXPECT_EQ(g.episode(), Cause::middlebox_reject);
 }
+
+// The client refused a SYN-ACK the capture lost (bad ack or timestamp: a crafted one), and the
+// retransmitted SYN was lost too: its connection lives on and the server's real SYN-ACK, the
+// client's ACK and data follow. That is no race evidence (it was read as injected).
+TEST(Degrade, AClientRefusingAnUnseenSynAckLivesOn) {
+    Flow f;
+    f.client(syn, 1000, 0);
+    f.wait_us(10000);
+    f.client_kernel_rst(1001);
+    f.wait_us(1000000);
+    f.server(syn | ack, 5000, 1001);
+    f.client(ack, 1001, 5001);
+    f.client(ack | psh, 1001, 5001, 50);
+    f.server(ack, 5001, 1051);
+    EXPECT_NE(f.episode(), Cause::injected);
+}
+
