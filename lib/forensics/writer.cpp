@@ -112,8 +112,14 @@ void Forensics::close(OpenFile& f) {
     if (f.dumper) {
         pcap_dump_close(f.dumper);
         closed_.push_back({f.path, f.bytes});
-    } else if (f.failed && f.good_bytes >= kPcapFileHeader) {  // kept as far as it is whole
-        closed_.push_back({f.path, f.good_bytes});
+    } else if (f.failed && f.good_bytes >= kPcapFileHeader) {
+        // Kept as far as it is whole: the failed write (or the close after it) may have left
+        // half a capture past good_bytes. Cutting a file shorter needs no space, so this works
+        // on a disk that is still full; if it does not, the file is not kept.
+        if (::truncate(f.path.c_str(), static_cast<off_t>(f.good_bytes)) == 0)
+            closed_.push_back({f.path, f.good_bytes});
+        else
+            ::unlink(f.path.c_str());
     } else if (f.failed && !f.path.empty()) {  // not even its header was written: nothing kept
         ::unlink(f.path.c_str());
     }

@@ -67,6 +67,12 @@ def json_lines(path):
     return [json.loads(line) for line in text.splitlines()]
 
 
+def file_numbers(fdir):
+    """The file numbers of the forensic pcaps in fdir (rstmon-<start>-w<worker>-<n>.pcap)."""
+    return [int(m.group(1)) for name in os.listdir(fdir)
+            if (m := re.match(r"rstmon-\d+-w\d+-(\d+)\.pcap$", name))] or [0]
+
+
 class EventFileFaults(unittest.TestCase):
     maxDiff = None
 
@@ -228,6 +234,12 @@ class EventFileFaults(unittest.TestCase):
         rst0 = h.metric(live.samples(), "rstmon_rst_total")  # the data path does not notice
         h.poll(lambda: h.metric(live.samples(), "rstmon_rst_total") > rst0, 30,
                "RSTs still counted on a full disk")
+        # The worker moves on to its next file while the disk is still full: the file it left
+        # was closed in its failed state and must be cut back to its last whole capture too,
+        # not only a file that is appended to again.
+        full_at = max(file_numbers(fdir))
+        h.poll(lambda: max(file_numbers(fdir)) > full_at, 60,
+               "a new forensic file started while the disk is full")
         written0 = self.forensic("written")
         os.unlink(filler)  # space returns
         h.poll(lambda: self.forensic("written") >= written0 + 50, 60,
