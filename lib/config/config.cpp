@@ -197,7 +197,7 @@ Config parse(const YAML::Node& root) {
 
     {
         MapReader fr(r.child("flow_table"), "flow_table");
-        fr.integer("size", c.flow_table.size, 1024, 1u << 30);
+        fr.integer("size", c.flow_table.size, kMinFlowTableSize, 1u << 30);
         fr.duration("handshake_timeout", c.flow_table.handshake_timeout_s, 1, 86400);
         fr.duration("established_timeout", c.flow_table.established_timeout_s, 1, 30 * 86400);
         fr.duration("closing_timeout", c.flow_table.closing_timeout_s, 1, 86400);

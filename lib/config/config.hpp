@@ -57,6 +57,10 @@ struct TriggerConfig {
     std::string pattern;
 };
 
+// The smallest flow table (per worker) the config accepts; an offline replay never sizes its
+// table below it either.
+inline constexpr uint32_t kMinFlowTableSize = 1024;
+
 struct Config {
     std::string appliance;  // empty = host name
     std::string log_level = "info";
