@@ -498,7 +498,8 @@ std::string top_answer(const top::TopSummary& t, const top::Feed& feed, size_t n
 // that stalled or was stopped, a file cut short, events the disk refused: each is one line on
 // stderr and a non-zero exit (the report printed before it stays, for what it covers).
 int replay_verdict(const dpdk::Engine& engine, const app::CaptureInfo& capture,
-                   const std::string& stopped_early, const EventWriter& writer) {
+                   const std::string& stopped_early, const EventWriter& writer,
+                   uint32_t table_size) {
     int status = 0;
     const uint64_t analysed = engine.frames_received();
     if (analysed < capture.frames) {
@@ -527,6 +528,15 @@ int replay_verdict(const dpdk::Engine& engine, const app::CaptureInfo& capture,
                   << " RST events could not be written (" << writer.last_error() << ")\n";
         if (status == 0) status = kExitRuntime;
     }
+    // A full table is a designed state live (SYNs evict, the rest goes untracked, all counted),
+    // but a replay can simply be run again with a bigger one: say so, or its verdicts on the
+    // flows it dropped (no_state RSTs, cut-short connections) pass for the capture's truth.
+    const metrics::Totals t = metrics::sum(engine.stats());
+    if (t.flows_evicted > 0 || t.untracked_packets > 0)
+        std::cerr << "rstmon: warning: the flow table was full during the replay ("
+                  << t.flows_evicted << " flows evicted, " << t.untracked_packets
+                  << " packets untracked; their RSTs may read no_state): flow_table.size "
+                  << table_size << " per worker is too small for this capture\n";
     return status;
 }
 
@@ -894,7 +904,7 @@ int run(const Options& opt) {
 
     int status = 0;
     if (offline)
-        status = replay_verdict(*engine, capture, stopped_early, writer);
+        status = replay_verdict(*engine, capture, stopped_early, writer, cfg.flow_table.size);
     else
         live_events_verdict(writer);
     if (offline && server) {

@@ -73,6 +73,7 @@ class RstmonCase(unittest.TestCase):
         """Runs a replay with --report json; asserts exit 0 and returns (report, result)."""
         res = self.rstmon("--pcap", pcap, "--report", "json", *args)
         self.assertEqual(res.returncode, 0, res.describe())
+        self.assertNotIn("flow table was full", res.stderr)
         try:
             rep = json.loads(res.stdout)
         except ValueError as e:
