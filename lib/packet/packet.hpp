@@ -157,7 +157,16 @@ struct ParseResult {
 
 // Parses `len` captured bytes. On ParseStatus::tcp, `out` is filled (payload points into data)
 // from the innermost (tracked) frame: addresses, ports, TTL, IP ID and lengths are its own.
-ParseResult parse(LinkType link, const uint8_t* data, size_t len, TcpSegment& out,
-                  const DecapConfig& decap = kDefaultDecap);
+// (The result is written field by field into the caller's own object: returned by value from
+// another translation unit, GCC assembled it with byte stores and reloaded it in words, a
+// failed store forward per frame.)
+void parse_into(LinkType link, const uint8_t* data, size_t len, TcpSegment& out,
+                const DecapConfig& decap, ParseResult& result);
+inline ParseResult parse(LinkType link, const uint8_t* data, size_t len, TcpSegment& out,
+                         const DecapConfig& decap = kDefaultDecap) {
+    ParseResult r;
+    parse_into(link, data, len, out, decap, r);
+    return r;
+}
 
 }  // namespace rstmon::packet

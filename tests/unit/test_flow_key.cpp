@@ -3,6 +3,7 @@
 #include "flow/flow_key.hpp"
 #include "packet_builder.hpp"
 
+#include <cstring>
 #include <vector>
 
 using namespace rstmon;
@@ -100,4 +101,46 @@ TEST(FlowKey, WorkerOfIsEvenAndSymmetric) {
         }
         for (uint32_t c : per) EXPECT_NEAR(c, 60000.0 / n, 60000.0 / n * 0.05) << n;
     }
+}
+
+// The low endpoint is the one memcmp() sorts first (then the lower port): make_key must pick
+// the same side for every pair, whichever byte differs and whether its high bit is set (signed
+// compares would flip those), and write the same key bytes as field-by-field assignment.
+TEST(FlowKey, LowEndpointIsMemcmpOrder) {
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    int low = 0, high = 0, same_addr = 0;
+    for (int i = 0; i < 20000; ++i) {
+        packet::TcpSegment seg;
+        for (size_t k = 0; k < 16; ++k) seg.src.b[k] = static_cast<uint8_t>(next());
+        seg.dst = seg.src;
+        if (i % 5 != 0) {  // one byte differs (1 in 5: the same address, ports decide)
+            const size_t k = next() % 16;
+            seg.dst.b[k] = static_cast<uint8_t>(next());
+        }
+        seg.sport = static_cast<uint16_t>(next());
+        seg.dport = static_cast<uint16_t>(next());
+        seg.family = (i & 1) ? 4 : 6;
+        const int c = std::memcmp(seg.src.b.data(), seg.dst.b.data(), 16);
+        const bool src_low = c < 0 || (c == 0 && seg.sport <= seg.dport);
+        flow::FlowKey want;
+        want.family = seg.family;
+        want.lo_addr = src_low ? seg.src : seg.dst;
+        want.hi_addr = src_low ? seg.dst : seg.src;
+        want.lo_port = src_low ? seg.sport : seg.dport;
+        want.hi_port = src_low ? seg.dport : seg.sport;
+        flow::FlowKey got;
+        std::memset(static_cast<void*>(&got), 0xa5, sizeof got);  // padding must come out zero
+        ASSERT_EQ(flow::make_key(seg, got), src_low ? 0 : 1) << i;
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0) << i;
+        (c == 0 ? same_addr : src_low ? low : high)++;
+    }
+    EXPECT_GT(low, 5000);
+    EXPECT_GT(high, 5000);
+    EXPECT_GT(same_addr, 3000);
 }
