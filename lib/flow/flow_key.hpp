@@ -39,12 +39,20 @@ inline tcp::Side make_key(const packet::TcpSegment& seg, FlowKey& key) {
     const uint64_t db0 = __builtin_bswap64(d0), db1 = __builtin_bswap64(d1);
     const bool src_low = sb0 < db0 || (sb0 == db0 && (sb1 < db1 || (sb1 == db1 &&
                                                                    seg.sport <= seg.dport)));
-    const uint64_t w[5] = {
-        src_low ? s0 : d0, src_low ? s1 : d1, src_low ? d0 : s0, src_low ? d1 : s1,
-        uint64_t{src_low ? seg.sport : seg.dport} |
-            (uint64_t{src_low ? seg.dport : seg.sport} << 16) | (uint64_t{seg.family} << 32)};
-    static_assert(sizeof w == sizeof(FlowKey));
-    std::memcpy(static_cast<void*>(&key), w, sizeof w);
+    const uint64_t tail = uint64_t{src_low ? seg.sport : seg.dport} |
+                          (uint64_t{src_low ? seg.dport : seg.sport} << 16) |
+                          (uint64_t{seg.family} << 32);
+    // Five separate 8-byte stores (an array copied in would be stored in words and reloaded
+    // in 16-byte pieces: another failed forward).
+    auto* k = reinterpret_cast<uint8_t*>(&key);
+    static_assert(sizeof(FlowKey) == 40);
+    const uint64_t lo0 = src_low ? s0 : d0, lo1 = src_low ? s1 : d1;
+    const uint64_t hi0 = src_low ? d0 : s0, hi1 = src_low ? d1 : s1;
+    std::memcpy(k, &lo0, 8);
+    std::memcpy(k + 8, &lo1, 8);
+    std::memcpy(k + 16, &hi0, 8);
+    std::memcpy(k + 24, &hi1, 8);
+    std::memcpy(k + 32, &tail, 8);
     return src_low ? 0 : 1;
 }
 

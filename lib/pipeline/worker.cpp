@@ -59,11 +59,11 @@ void Worker::process_chunk(const Frame* frames, uint32_t n) {
             if (unlikely(segs_[i].sliced) && f.wire_len > f.len)
                 segs_[i].sliced = static_cast<size_t>(segs_[i].payload - f.data) +
                                       segs_[i].payload_len > f.wire_len;
+            sides_[i] = flow::make_key(segs_[i], keys_[i]);
             if (dedup_.enabled()) {  // the filter's set loads while the burst is parsed
                 dedup_sigs_[i] = flow::segment_signature(segs_[i]);
                 dedup_.prefetch(dedup_sigs_[i]);
             }
-            sides_[i] = flow::make_key(segs_[i], keys_[i]);
             hashes_[ntcp] = f.hashed ? f.flow_hash : flow::flow_hash(keys_[i]);
             if (f.host_observed)
                 host_ttls_[ntcp] = f.host_ttl;

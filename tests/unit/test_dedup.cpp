@@ -2,7 +2,9 @@
 // the filter must never swallow (retransmissions).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "flow/dedup.hpp"
 #include "packet_builder.hpp"
@@ -184,4 +186,42 @@ TEST(Dedup, ManyFlowsAtOnceKeepTheirCopies) {
 }
 
 }  // namespace
+
+// The signature indexes the filter's sets with its low bits and tags entries with its high 32:
+// segments that differ in one field (consecutive sequence numbers, neighbouring ports or
+// addresses, as real traffic does) must spread over the sets and never share a signature.
+TEST(Dedup, SignaturesOfNeighbouringSegmentsSpreadAndDiffer) {
+    const auto base = test::parse_ok(with_checksum(test::frame(data_segment()), 0xbeef));
+    constexpr uint32_t kSets = 8192, kEach = 50000;
+    std::vector<uint64_t> sigs;
+    for (int field = 0; field < 4; ++field)
+        for (uint32_t i = 0; i < kEach; ++i) {
+            packet::TcpSegment s = base;
+            switch (field) {
+                case 0: s.seq += i; break;
+                case 1: s.sport = static_cast<uint16_t>(s.sport + i); s.ip_id = static_cast<uint16_t>(i >> 16); break;
+                case 2: s.src.b[2] = static_cast<uint8_t>(i >> 8); s.src.b[3] = static_cast<uint8_t>(i); s.ack += i >> 16; break;
+                case 3: s.payload_len += i; break;
+            }
+            sigs.push_back(segment_signature(s));
+        }
+    for (int field = 0; field < 4; ++field) {  // (i = 0 is the base segment in each)
+        std::vector<uint64_t> sorted(sigs.begin() + field * kEach,
+                                     sigs.begin() + (field + 1) * kEach);
+        std::sort(sorted.begin(), sorted.end());
+        EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << field;
+    }
+    // Sets: 200k signatures over 8192 sets, about 24 each; a chi-square far above its
+    // 8191 degrees of freedom would mean crowded sets (copies missed).
+    for (int field = 0; field < 4; ++field) {
+        std::vector<uint32_t> per_set(kSets);
+        for (uint32_t i = 0; i < kEach; ++i) per_set[sigs[field * kEach + i] & (kSets - 1)]++;
+        const double expect = static_cast<double>(kEach) / kSets;
+        double chi = 0;
+        for (uint32_t n : per_set) chi += (n - expect) * (n - expect) / expect;
+        EXPECT_LT(chi, kSets * 1.1) << "field " << field;
+        EXPECT_GT(chi, kSets * 0.9) << "field " << field;  // (too even is no hash either)
+    }
+}
+
 }  // namespace rstmon
