@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import urllib.error
@@ -26,6 +25,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcaputil as pu  # noqa: E402
+from child import Child  # noqa: E402
 
 RSTMON = None
 ROOT = None
@@ -67,26 +67,8 @@ def event_us(e):
     return int(round(e["ts"] * 1e6))
 
 
-class Served:
+class Served(Child):
     """rstmon running in the background; stdout/stderr collected so they can be polled."""
-
-    def __init__(self, args):
-        self.args = [str(a) for a in args]
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        self.out, self.err = [], []
-        self.threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                        for s, b in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            buf.append(chunk)
-
-    def text(self, buf):
-        return b"".join(list(buf)).decode(errors="replace")
 
     def poll_for(self, what, fn, timeout=60):
         deadline = time.monotonic() + timeout
@@ -95,19 +77,19 @@ class Served:
             if got is not None:
                 return got
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {what}\nstderr: {self.text(self.err)[-3000:]}")
+                raise AssertionError(f"no {what}\nstderr: {self.stderr[-3000:]}")
             time.sleep(0.02)
 
     def port(self):
         def find():
-            m = METRICS_LINE.search(self.text(self.err))
+            m = METRICS_LINE.search(self.stderr)
             return int(m.group(1)) if m else None
         return self.poll_for("metrics port on stderr", find)
 
     def report(self):
         def parse():
             try:
-                return json.loads(self.text(self.out))
+                return json.loads(self.stdout)
             except ValueError:
                 return None
         return self.poll_for("JSON report on stdout", parse)
@@ -115,10 +97,7 @@ class Served:
     def stop(self):
         if self.proc.poll() is None:
             pu.kill_group(self.proc)
-        for t in self.threads:
-            t.join(timeout=5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.close()
 
 
 def get(port, path, auth=None):

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
@@ -24,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcaputil as pu  # noqa: E402
+from child import Child  # noqa: E402
 
 RSTMON = None  # set in __main__
 ROOT = None
@@ -48,39 +48,8 @@ def lab_truth():
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-class Served:
+class Served(Child):
     """An rstmon child whose stdout/stderr are collected by threads, so they can be polled."""
-
-    def __init__(self, args):
-        self.args = [str(a) for a in args]
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        self._out, self._err = [], []
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._pump, args=(s, buf), daemon=True)
-                         for s, buf in ((self.proc.stdout, self._out),
-                                        (self.proc.stderr, self._err))]
-        for t in self._threads:
-            t.start()
-
-    def _pump(self, stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            with self._lock:
-                buf.append(chunk)
-
-    @property
-    def stdout(self):
-        with self._lock:
-            return b"".join(self._out).decode(errors="replace")
-
-    @property
-    def stderr(self):
-        with self._lock:
-            return b"".join(self._err).decode(errors="replace")
-
-    def describe(self):
-        return (f"command: {' '.join(self.args)}\nexit status: {self.proc.poll()}\n"
-                f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}")
 
     def poll_for(self, what, fn, timeout):
         """Polls fn() until it returns something other than None; fails on exit or deadline."""
@@ -90,8 +59,7 @@ class Served:
             if got is not None:
                 return got
             if self.proc.poll() is not None:
-                for t in self._threads:
-                    t.join(timeout=5)
+                self.join_output()
                 got = fn()
                 if got is not None:
                     return got
@@ -126,10 +94,7 @@ class Served:
     def kill(self):
         if self.proc.poll() is None:
             pu.kill_group(self.proc)
-        for t in self._threads:
-            t.join(timeout=5)
-        for s in (self.proc.stdout, self.proc.stderr):
-            s.close()
+        self.close()
 
 
 def scrape(port):

@@ -1,58 +1,56 @@
-"""A child process of a lab test (tcpdump, a live rstmon): its own session, stdout and stderr
-collected by threads, waited on with the lab's poll, stopped by a signal. Shared by the scenario
-tests that run processes beside the lab."""
+"""A child process of a lab test (tcpdump, a live rstmon, a lab server): its output collected
+as it runs (tests/dpdk/child.py), waited on until it says what the test needs, stopped by a
+signal to its session, its output then kept in files beside the run's other results. Shared by
+the scenario runner and the scenario tests that run processes beside the lab."""
 import os
 import signal
 import subprocess
-import threading
+import sys
+import time
 
-import lab as L
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dpdk"))
+import lab as L  # noqa: E402
+from child import Child  # noqa: E402
 
 
-class Proc:
-    """A child process in its own session; stdout/stderr collected by threads."""
-
-    def __init__(self, args, out_path):
-        self.args = [str(a) for a in args]
+class Proc(Child):
+    def __init__(self, args, out_path, err_path=None, name=None, **popen):
+        super().__init__(args, **popen)
+        self.name = name or os.path.basename(self.args[0])
         self.out_path = out_path
-        self.buf = {"out": [], "err": []}
-        self.p = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-        self.t = [threading.Thread(target=self._pump, args=(s, self.buf[k]), daemon=True)
-                  for s, k in ((self.p.stdout, "out"), (self.p.stderr, "err"))]
-        for t in self.t:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            buf.append(chunk)
-
-    def text(self, k):
-        return b"".join(list(self.buf[k])).decode(errors="replace")
+        self.err_path = err_path or out_path + ".stderr"
 
     def wait_for(self, what, pred, timeout):
-        def ok():
+        """Polls pred() until true; fails when the process exits first or at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
             if pred():
-                return True
-            if self.p.poll() is not None:
-                raise L.LabError("%s exited (%s) before %s:\n%s" % (
-                    self.args[0], self.p.returncode, what, self.text("err")[-3000:]))
-            return False
-        return L.wait_until(ok, timeout, what, step=0.02)
+                return
+            if self.proc.poll() is not None:
+                self.join_output()  # what it wrote before exiting may be what was awaited
+                if pred():
+                    return
+                raise L.LabError("%s exited (%s) before %s\n--- stderr ---\n%s" % (
+                    self.name, self.proc.returncode, what, self.stderr[-3000:]))
+            if time.monotonic() > deadline:
+                raise L.LabError("%s: no %s within %d s\n--- stderr ---\n%s" % (
+                    self.name, what, timeout, self.stderr[-3000:]))
+            time.sleep(0.02)
 
     def stop(self, sig=signal.SIGINT, timeout=30):
-        if self.p.poll() is None:
-            os.killpg(self.p.pid, sig)
+        """Signals its session and waits; SIGKILLs it at the deadline. Returns the exit status."""
+        if self.proc.poll() is None:
             try:
-                self.p.wait(timeout=timeout)
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
             except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait(timeout=10)
-        for t in self.t:
-            t.join(timeout=5)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.close()
         with open(self.out_path, "w") as f:
-            f.write(self.text("out"))
-        with open(self.out_path + ".stderr", "w") as f:
-            f.write(self.text("err"))
-        return self.p.returncode
+            f.write(self.stdout)
+        with open(self.err_path, "w") as f:
+            f.write(self.stderr)
+        return self.proc.returncode

@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 
 import lab as L  # noqa: E402
 import scenarios as S  # noqa: E402
+from proc import Proc  # noqa: E402
 
 SKIP = 77
 DEFAULT_RSTMON = os.path.join(HERE, "..", "..", "build", "app", "rstmon")
@@ -88,76 +89,11 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
 
 
-class Child:
-    """A child process whose stdout/stderr are collected by threads so they can be polled."""
-
-    def __init__(self, name, args, workdir, **kw):
-        self.name = name
-        self.args = [str(a) for a in args]
-        self.out_path = os.path.join(workdir, name + ".stdout")
-        self.err_path = os.path.join(workdir, name + ".stderr")
-        self._out, self._err = [], []
-        self._lock = threading.Lock()
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=die_with_parent, **kw)
-        self._threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stdout, self._out),
-                                      (self.proc.stderr, self._err))]
-        for t in self._threads:
-            t.start()
-
-    def _pump(self, stream, buf):
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            with self._lock:
-                buf.append(chunk)
-
-    @property
-    def stdout(self):
-        with self._lock:
-            return b"".join(self._out).decode(errors="replace")
-
-    @property
-    def stderr(self):
-        with self._lock:
-            return b"".join(self._err).decode(errors="replace")
-
-    def wait_for(self, what, pred, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            if pred():
-                return
-            if self.proc.poll() is not None:
-                time.sleep(0.1)
-                if pred():
-                    return
-                raise L.LabError("%s exited (%s) before %s\n--- stderr ---\n%s" % (
-                    self.name, self.proc.returncode, what, self.stderr[-3000:]))
-            if time.monotonic() > deadline:
-                raise L.LabError("%s: no %s within %d s\n--- stderr ---\n%s" % (
-                    self.name, what, timeout, self.stderr[-3000:]))
-            time.sleep(0.02)
-
-    def stop(self, sig=signal.SIGINT, timeout=30):
-        """Signals the process (by pid) and waits; SIGKILLs it at the deadline."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for t in self._threads:
-            t.join(timeout=5)
-        with open(self.out_path, "w") as f:
-            f.write(self.stdout)
-        with open(self.err_path, "w") as f:
-            f.write(self.stderr)
-        return self.proc.returncode
-
+def lab_child(name, args, workdir, **popen):
+    """A lab child (proc.Proc) whose output is kept as workdir/name.stdout and .stderr."""
+    return Proc(args, os.path.join(workdir, name + ".stdout"),
+                os.path.join(workdir, name + ".stderr"), name=name,
+                preexec_fn=die_with_parent, **popen)
 
 
 # --------------------------------------------------------------------------
@@ -742,7 +678,7 @@ def main(argv):
         if "injected" in args.causes:
             modes = ["single", "burst", "bare"]
             inj_args = ["%d:%s" % (x.port, modes[x.i % 3]) for x in insts["injected"]]
-            inj = Child("injector", ["ip", "netns", "exec", lab.rtr.name, PY,
+            inj = lab_child("injector", ["ip", "netns", "exec", lab.rtr.name, PY,
                                      os.path.join(HERE, "injector.py"), "r0",
                                      os.path.join(work, "injector.log"), S.TRIGGER] + inj_args,
                         work)
@@ -753,7 +689,7 @@ def main(argv):
 
         prequeue.acquire()
 
-        td = Child("tcpdump", ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n",
+        td = lab_child("tcpdump", ["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n",
                                "-i", lab.span, "-w", pcap], work)
         children.append(td)
         td.wait_for("'listening on'", lambda: "listening on" in td.stderr, 30)
@@ -769,7 +705,7 @@ def main(argv):
             cfg["events"] = {"max_per_second": 0}
             with open(live_cfg, "w") as f:
                 f.write(to_yaml(cfg) + "\n")
-            live = Child("rstmon-live", [rstmon, "--config", live_cfg, "--events", live_ev,
+            live = lab_child("rstmon-live", [rstmon, "--config", live_cfg, "--events", live_ev,
                                          "--report", "json"], work)
             children.append(live)
             live.wait_for("'metrics at http://'", lambda: "metrics at http://" in live.stderr,

@@ -229,7 +229,7 @@ def main(argv):
         td = Proc(["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", lab.span,
                    "-w", pcap], os.path.join(work, "tcpdump.out"))
         children.append(td)
-        td.wait_for("tcpdump listening", lambda: "listening on" in td.text("err"), 30)
+        td.wait_for("tcpdump listening", lambda: "listening on" in td.stderr, 30)
 
         common = ("flow_table: {size: 65536}\n"
                   "thresholds: {idle_threshold: 2s}\n"
@@ -247,8 +247,8 @@ def main(argv):
         live = Proc([args.rstmon, "--config", live_cfg, "--events", live_ev, "--report", "json"],
                     os.path.join(work, "rstmon-live.stdout"))
         children.append(live)
-        live.wait_for("metrics line", lambda: "metrics at http://" in live.text("err"), 90)
-        port = int(re.search(r"metrics at http://[^:]+:(\d+)", live.text("err")).group(1))
+        live.wait_for("metrics line", lambda: "metrics at http://" in live.stderr, 90)
+        port = int(re.search(r"metrics at http://[^:]+:(\d+)", live.stderr).group(1))
         log("live rstmon up, metrics on %d; traffic starts" % port)
 
         errors = []
@@ -290,7 +290,7 @@ def main(argv):
                     failures.append("metrics: learned %s bound of api %s, want %s" % (
                         bound, m and m.group(1), value))
         if live.stop() != 0:
-            failures.append("live rstmon exited %s" % live.p.returncode)
+            failures.append("live rstmon exited %s" % live.proc.returncode)
         td.stop()
         with open(live_ev) as f:
             live_events = [json.loads(ln) for ln in f]
@@ -325,7 +325,7 @@ def main(argv):
         failures.append("lab: %s" % e)
     finally:
         for ch in children:
-            if ch.p.poll() is None:
+            if ch.proc.poll() is None:
                 ch.stop(signal.SIGKILL)
         for s in lab.keep:
             try:

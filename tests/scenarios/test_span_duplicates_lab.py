@@ -188,13 +188,13 @@ def main(argv):
                         ["%d:%s" % (x.port, INJECT_MODES[x.i % 3]) for x in inj],
                         os.path.join(work, "injector.out"))
         children.append(injector)
-        injector.wait_for("injector ready", lambda: "ready" in injector.text("out"), 30)
+        injector.wait_for("injector ready", lambda: "ready" in injector.stdout, 30)
 
         pcap = os.path.join(work, "span.pcap")
         td = Proc(["tcpdump", "-Z", "root", "-U", "--immediate-mode", "-n", "-i", lab.span,
                    "-w", pcap], os.path.join(work, "tcpdump.out"))
         children.append(td)
-        td.wait_for("tcpdump listening", lambda: "listening on" in td.text("err"), 30)
+        td.wait_for("tcpdump listening", lambda: "listening on" in td.stderr, 30)
 
         config = os.path.join(work, "rstmon.yaml")
         with open(config, "w") as f:
@@ -208,8 +208,8 @@ def main(argv):
         live = Proc([rstmon, "--config", live_cfg, "--events", live_ev, "--report", "json"],
                     os.path.join(work, "rstmon-live.stdout"))
         children.append(live)
-        live.wait_for("metrics line", lambda: "metrics at http://" in live.text("err"), 90)
-        port = int(re.search(r"metrics at http://[^:]+:(\d+)", live.text("err")).group(1))
+        live.wait_for("metrics line", lambda: "metrics at http://" in live.stderr, 90)
+        port = int(re.search(r"metrics at http://[^:]+:(\d+)", live.stderr).group(1))
         log("lab, injector, tcpdump and live rstmon up after %.1f s" % (time.monotonic() - t0))
 
         results = {}
@@ -243,7 +243,7 @@ def main(argv):
                      15, "live rstmon to count %d RSTs" % len(rst_idents), step=0.1)
         live_text = scrape(port)
         if live.stop() != 0:
-            failures.append("live rstmon exited %s" % live.p.returncode)
+            failures.append("live rstmon exited %s" % live.proc.returncode)
         with open(live_ev) as f:
             live_events = [json.loads(ln) for ln in f]
 
@@ -336,7 +336,7 @@ def main(argv):
         failures.append("lab: %s" % e)
     finally:
         for ch in children:
-            if ch.p.poll() is None:
+            if ch.proc.poll() is None:
                 ch.stop(signal.SIGTERM)
         if tap is not None:
             tap.close()
