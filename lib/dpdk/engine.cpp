@@ -63,6 +63,32 @@ struct BurstClock {
     }
 };
 
+// An lcore's busy share (rstmon_lcore_busy_ratio{lcore}): TSC cycles of the poll rounds that
+// found frames, over all rounds, added to its stats ten times a second (never per packet). The
+// workers and the dispatch lcore keep it the same way.
+class BusyMeter {
+public:
+    explicit BusyMeter(metrics::LcoreStats& stats) : stats_(stats) {}
+    // One poll round, from t0 to t1 (TSC); `any`: it handled frames.
+    void round(uint64_t t0, uint64_t t1, bool any) {
+        if (any) busy_ += t1 - t0;
+        polled_ += t1 - t0;
+        if (t1 - last_flush_ > hz_ / 10) {
+            flush();
+            last_flush_ = t1;
+        }
+    }
+    void flush() {
+        stats_.busy_cycles.add(busy_);
+        stats_.poll_cycles.add(polled_);
+        busy_ = polled_ = 0;
+    }
+
+private:
+    metrics::LcoreStats& stats_;
+    uint64_t hz_ = rte_get_tsc_hz(), busy_ = 0, polled_ = 0, last_flush_ = rte_rdtsc();
+};
+
 using Scratch = std::array<uint8_t, kScratch>;
 
 inline uint64_t rx_timestamp(const rte_mbuf* m) {
@@ -396,7 +422,7 @@ static int worker_main(void* arg) {
     rte_mbuf* mbufs[kMaxBurst];
     pipeline::Frame frames[kMaxBurst];
     const BurstClock clock;
-    uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
+    BusyMeter meter(stats);
 
     const bool dispatch_only = eng.config().dispatch_only;
     auto run = [&](uint16_t n, uint64_t now_ns, int port_index) {
@@ -444,21 +470,10 @@ static int worker_main(void* arg) {
                 run(n, now_ns, pi);
             }
         }
-        const uint64_t t1 = rte_rdtsc();
-        if (any)
-            busy += t1 - t0;
-        else if (!ctx->capture_time)
-            worker.idle(now_ns);
-        polled += t1 - t0;
-        if (t1 - last_flush > clock.hz / 10) {  // 10 times a second
-            stats.busy_cycles.add(busy);
-            stats.poll_cycles.add(polled);
-            busy = polled = 0;
-            last_flush = t1;
-        }
+        meter.round(t0, rte_rdtsc(), any);
+        if (!any && !ctx->capture_time) worker.idle(now_ns);
     }
-    stats.busy_cycles.add(busy);
-    stats.poll_cycles.add(polled);
+    meter.flush();
     // Pending RSTs become final; at the end of a replay, flows whose timeouts passed by the last
     // packet's time end too (their outcome is counted).
     worker.finish(ctx->capture_time);
@@ -487,8 +502,7 @@ static int dispatch_main(void* arg) {
     flow::FlowKey key;
     flow::HostTtlTable& hosts = eng.host_ttls();  // the dispatch stage's: every frame, in order
     const BurstClock clock;
-
-    uint64_t busy = 0, polled = 0, last_flush = rte_rdtsc();
+    BusyMeter meter(*ctx->stats);
     while (!eng.stop_requested()) {
         const uint64_t t0 = rte_rdtsc();
         const uint64_t now_ns = clock.now(t0);
@@ -543,19 +557,9 @@ static int dispatch_main(void* arg) {
                 }
             }
         }
-        // The busy share (rstmon_lcore_busy_ratio{lcore="dispatch"}), as the workers keep it.
-        const uint64_t t1 = rte_rdtsc();
-        if (any) busy += t1 - t0;
-        polled += t1 - t0;
-        if (t1 - last_flush > clock.hz / 10) {
-            ctx->stats->busy_cycles.add(busy);
-            ctx->stats->poll_cycles.add(polled);
-            busy = polled = 0;
-            last_flush = t1;
-        }
+        meter.round(t0, rte_rdtsc(), any);  // rstmon_lcore_busy_ratio{lcore="dispatch"}
     }
-    ctx->stats->busy_cycles.add(busy);
-    ctx->stats->poll_cycles.add(polled);
+    meter.flush();
     ctx->done.store(true, std::memory_order_release);
     return 0;
 }

@@ -45,7 +45,6 @@ inline tcp::Side make_key(const packet::TcpSegment& seg, FlowKey& key) {
     // Five separate 8-byte stores (an array copied in would be stored in words and reloaded
     // in 16-byte pieces: another failed forward).
     auto* k = reinterpret_cast<uint8_t*>(&key);
-    static_assert(sizeof(FlowKey) == 40);
     const uint64_t lo0 = src_low ? s0 : d0, lo1 = src_low ? s1 : d1;
     const uint64_t hi0 = src_low ? d0 : s0, hi1 = src_low ? d1 : s1;
     std::memcpy(k, &lo0, 8);

@@ -135,28 +135,28 @@ bool Forensics::switch_file(OpenFile& f, uint16_t worker, uint32_t file_no, int 
     f.dead = pcap_open_dead_with_tstamp_precision(dlt, static_cast<int>(s_.snaplen),
                                                   PCAP_TSTAMP_PRECISION_NANO);
     if (f.dead != nullptr) f.dumper = pcap_dump_open(f.dead, f.path.c_str());
-    if (f.dumper == nullptr) {
-        if (f.dead) pcap_close(f.dead);
-        f.dead = nullptr;
-        f.failed = true;  // tried again at a later capture (a directory made writable)
-        f.failed_at = std::chrono::steady_clock::now();
-        f.good_bytes = 0;
+    f.good_bytes = 0;
+    // The header must reach the disk for the file to be appended to after a failure. A file
+    // that cannot be opened or started is tried again at a later capture (a directory made
+    // writable, space freed).
+    if (f.dumper == nullptr || pcap_dump_flush(f.dumper) != 0) {
+        fail(f);
         return false;
     }
-    f.bytes = kPcapFileHeader;
-    // The header must reach the disk for the file to be appended to after a failure.
-    if (pcap_dump_flush(f.dumper) != 0) {
-        pcap_dump_close(f.dumper);
-        pcap_close(f.dead);
-        f.dumper = nullptr;
-        f.dead = nullptr;
-        f.failed = true;  // tried again at a later capture
-        f.failed_at = std::chrono::steady_clock::now();
-        f.good_bytes = 0;
-        return false;
-    }
-    f.good_bytes = f.bytes;
+    f.bytes = f.good_bytes = kPcapFileHeader;
     return true;
+}
+
+// The file stops at its last whole capture (good_bytes): what it is cut back to when it is
+// appended to again (reopen) or closed (close).
+void Forensics::fail(OpenFile& f) {
+    if (f.dumper) pcap_dump_close(f.dumper);  // (its own flush fails too: nothing more written)
+    if (f.dead) pcap_close(f.dead);
+    f.dumper = nullptr;
+    f.dead = nullptr;
+    f.failed = true;
+    f.failed_at = std::chrono::steady_clock::now();
+    f.bytes = f.good_bytes;
 }
 
 // After a failed write: cut the file back to its last whole capture (a full disk may have taken
@@ -173,13 +173,8 @@ bool Forensics::reopen(OpenFile& f) {
     if (f.dead != nullptr)
         f.dumper = fresh ? pcap_dump_open(f.dead, f.path.c_str())
                          : pcap_dump_open_append(f.dead, f.path.c_str());
-    if (f.dumper != nullptr && fresh && pcap_dump_flush(f.dumper) != 0) {
-        pcap_dump_close(f.dumper);
-        f.dumper = nullptr;
-    }
-    if (f.dumper == nullptr) {
-        if (f.dead) pcap_close(f.dead);
-        f.dead = nullptr;
+    if (f.dumper == nullptr || (fresh && pcap_dump_flush(f.dumper) != 0)) {
+        fail(f);
         return false;
     }
     f.bytes = f.good_bytes = fresh ? kPcapFileHeader : f.good_bytes;
@@ -217,13 +212,7 @@ void Forensics::write(Capture* c) {
     // whole capture, to be appended to when a later capture finds room.
     if (pcap_dump_flush(f.dumper) != 0) {
         stats_.errors.fetch_add(1);
-        pcap_dump_close(f.dumper);  // (its own flush fails too: nothing more is written)
-        pcap_close(f.dead);
-        f.dumper = nullptr;
-        f.dead = nullptr;
-        f.failed = true;
-        f.failed_at = std::chrono::steady_clock::now();
-        f.bytes = f.good_bytes;
+        fail(f);
         return;
     }
     stats_.bytes.fetch_add(f.bytes - f.good_bytes, std::memory_order_relaxed);

@@ -71,6 +71,7 @@ private:
     void write(Capture* c);
     bool switch_file(OpenFile& f, uint16_t worker, uint32_t file_no, int dlt);
     bool reopen(OpenFile& f);
+    void fail(OpenFile& f);
     void close(OpenFile& f);
     void enforce_cap();
 
