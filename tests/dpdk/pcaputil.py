@@ -353,11 +353,13 @@ class Result:
                 f"--- stdout ---\n{self.stdout[-4000:]}\n--- stderr ---\n{self.stderr[-4000:]}")
 
 
-def run(args, timeout=120, cwd=None):
-    """Runs a command to completion; kills its whole process group on timeout."""
+def run(args, timeout=120, cwd=None, env=None):
+    """Runs a command to completion; kills its whole process group on timeout. `env`: variables
+    added to this process's environment."""
     proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd,
-                            start_new_session=True)
+                            start_new_session=True,
+                            env=None if env is None else {**os.environ, **env})
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -104,6 +104,32 @@ class RstmonCase(unittest.TestCase):
         return lines[0]
 
 
+class UnlockedCaptureReads(RstmonCase):
+    """net_pcap opens the capture through rstmon's own pcap_open_offline (or its nanosecond
+    sibling; app/pcap_unlocked_reads.cpp), which lifts glibc's per-fread lock: the dynamic
+    linker's record of the driver's binding shows it, and the replay's result is the usual one."""
+
+    def test_net_pcap_binds_to_rstmon_and_the_replay_is_whole(self):
+        log = self.path("ld-bindings")
+        res = pu.run([RSTMON, "--config", self.config, "--pcap", lab_pcap(), "--report", "json"],
+                     timeout=90, env={"LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": log})
+        self.assertEqual(res.returncode, 0, res.describe())
+        bindings = []
+        for name in glob.glob(log + ".*"):
+            with open(name, errors="replace") as f:
+                bindings += [ln for ln in f if "`pcap_open_offline'" in ln or
+                             "`pcap_open_offline_with_tstamp_precision'" in ln]
+        from_driver = [ln for ln in bindings if "librte_net_pcap" in ln.split(" to ")[0]]
+        self.assertTrue(from_driver, "net_pcap never looked the open function up:\n" +
+                        "".join(bindings))
+        for ln in from_driver:
+            target = ln.split(" to ")[1].split(":")[0]
+            self.assertNotIn("libpcap", target, f"net_pcap bound to libpcap itself: {ln}")
+            self.assertIn("rstmon", os.path.basename(target.split(" ")[0]), ln)
+        rep = json.loads(res.stdout)
+        self.assertEqual(rep["rst"], len(lab_truth()), res.describe())
+
+
 # ---------------------------------------------------------------------------------------------
 # 1. the bundled capture against its truth file
 
