@@ -125,7 +125,7 @@ std::vector<std::string> default_eal_args(const config::Config& c, bool offline,
     const uint64_t need_mb =
         64 + static_cast<uint64_t>(c.rx.mbufs) * (c.rx.mbuf_size + 320) / (1 << 20) +
         static_cast<uint64_t>(c.workers) *
-            (static_cast<uint64_t>(c.flow_table.size) * 2 * flow::FlowTable::bytes_per_flow() /
+            (static_cast<uint64_t>(c.flow_table.size) * flow::FlowTable::bytes_per_flow() /
                  (1 << 20) +
              8);
     if (free_hugepage_mb() >= need_mb + 64) {

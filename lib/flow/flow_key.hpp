@@ -16,13 +16,11 @@ struct FlowKey {
     packet::IpAddr lo_addr, hi_addr;
     uint16_t lo_port = 0, hi_port = 0;
     uint8_t family = 0;
-    // Zeroed: the key is compared as bytes. 48 bytes rather than the 40 the fields need: in
-    // rte_hash a key slot is its data pointer and the key, rounded up to 16 bytes, so a 40-byte
-    // key took 48-byte slots, half of which straddle two cache lines. The bulk lookup prefetches
-    // a slot's first line only, and the compare then waited for the second (a DRAM miss at 1 M
-    // flows). A 48-byte key makes each slot one whole line, compared with DPDK's vector compare
-    // for 48-byte keys: 13% more frames per second at 1 M flows in paired runs of
-    // BM_WorkerUpdate (tests/bench/ab_micro.py), for 16 more bytes per flow.
+    // Zeroed: the key is compared as bytes, six 8-byte words (the fields need 40 bytes). The
+    // flow table keeps each key in a cache line of its own with its hash (flow_table.hpp), so
+    // the padding costs nothing there. (On rte_hash, which the table used before, a 48-byte key
+    // made every key slot one whole line instead of half of them straddling two: +12% at 1 M
+    // flows.)
     uint8_t pad_[11] = {};
 };
 static_assert(sizeof(FlowKey) == 48);
@@ -68,8 +66,8 @@ inline tcp::Side make_key(const packet::TcpSegment& seg, FlowKey& key) {
 
 // The flow's hash: CRC32-C of the normalised key, so both directions get the same value. One
 // function for every use, computed once per frame: the software dispatcher picks the worker from
-// it and hands it over, and the worker's rte_hash table is built on the same function
-// (flow_table.cpp), so the bulk lookup takes it as is (rte_hash_lookup_with_hash_bulk). It is
+// it and hands it over, and the worker's flow table indexes flows by the same value
+// (flow_table.hpp), so the bulk lookup takes it as is. It is
 // DPDK's rte_hash_crc (same polynomial, seed, 8 bytes a step) without the EAL's CPU-flag
 // dispatch, which this header cannot link (the pure library has no DPDK): SSE4.2 where the
 // compiler targets it (DPDK's -march=corei7), bit by bit otherwise. Never a symmetric Toeplitz
@@ -107,8 +105,9 @@ inline uint32_t flow_hash(const void* key, uint32_t len, uint32_t seed) {
 inline uint32_t flow_hash(const FlowKey& k) { return flow_hash(&k, kFlowKeyHashed, kFlowHashSeed); }
 
 // Which of `n` workers a flow of hash `h` belongs to. The hash is first multiplied by an odd
-// constant: the worker then depends on all its bits, not on the low bits rte_hash indexes its
-// buckets with (h % n would leave each worker's table half its buckets with n = 2).
+// constant: the worker then depends on all its bits, not only on the high bits the flow table
+// picks a bucket with, nor on the low bits of its signatures (h % n would leave each worker's
+// table half its signatures with n = 2; taking the high bits, half its buckets).
 inline uint32_t worker_of(uint32_t h, uint32_t n) {
     return static_cast<uint32_t>((static_cast<uint64_t>(h * 0x9e3779b1u) * n) >> 32);
 }

@@ -1,20 +1,50 @@
 #include "flow/flow_table.hpp"
 
-#include <rte_errno.h>
-#include <rte_hash.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#include <cstring>
 #include <stdexcept>
 
 namespace rstmon::flow {
 namespace {
 constexpr uint32_t kEvictSample = 64;  // slots looked at to find a stale victim when full
+// Index entries per flow of the capacity: buckets about 80% full at capacity, where linear
+// probing ends in the home bucket or the next for almost every key.
+constexpr double kIndexLoad = 0.8;
 
-// rte_hash hashes a key with this when the caller gives no hash (deletes): the same value as
-// flow_hash(key), which covers the key's fields and not its zero padding.
-uint32_t table_hash(const void* key, uint32_t len, uint32_t seed) {
-    return flow_hash(key, len < kFlowKeyHashed ? len : kFlowKeyHashed, seed);
+template <typename T>
+T* zalloc(const std::string& name, const char* what, size_t n, int socket_id) {
+    auto* p = static_cast<T*>(
+        rte_zmalloc_socket((name + "_" + what).c_str(), sizeof(T) * n, 64, socket_id));
+    if (p == nullptr)
+        throw std::runtime_error("cannot allocate flow table '" + name + "': " +
+                                 std::to_string(sizeof(T) * n) + " bytes of " + what);
+    return p;
+}
+
+// Ways of a bucket whose signature is `sig`, as two bits per way (way w: bits 2w and 2w+1).
+template <typename Bucket>
+uint32_t sig_mask(const Bucket& b, uint16_t sig) {
+#if defined(__SSE2__)
+    const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+    return static_cast<uint32_t>(
+        _mm_movemask_epi8(_mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)))));
+#else
+    uint32_t m = 0;
+    for (uint32_t w = 0; w < sizeof b.sig / sizeof b.sig[0]; ++w)
+        if (b.sig[w] == sig) m |= 3u << (2 * w);
+    return m;
+#endif
+}
+// The lowest way of a mask from sig_mask, taken out of it.
+inline uint32_t take_way(uint32_t& m) {
+    const uint32_t w = static_cast<uint32_t>(__builtin_ctz(m)) >> 1;
+    m &= ~(3u << (2 * w));
+    return w;
 }
 }  // namespace
 
@@ -22,82 +52,132 @@ FlowTable::FlowTable(const std::string& name, uint32_t capacity, int socket_id,
                      FlowTimeouts timeouts)
     : capacity_(capacity), slots_(capacity), timeouts_(timeouts) {
     if (capacity < 8) throw std::invalid_argument("flow table capacity must be at least 8");
-    rte_hash_parameters p{};
-    p.name = name.c_str();
-    p.entries = capacity;
-    p.key_len = sizeof(FlowKey);
-    p.hash_func = table_hash;  // flow_hash: what callers hand in with each key
-    p.hash_func_init_val = kFlowHashSeed;
-    p.socket_id = socket_id;
-    // The extendable bucket table guarantees `capacity` keys fit whatever the hash collisions.
-    p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    hash_ = rte_hash_create(&p);
-    if (hash_ == nullptr)
-        throw std::runtime_error("cannot create flow table '" + name +
-                                 "': " + rte_strerror(rte_errno));
-    records_ = static_cast<FlowRecord*>(
-        rte_zmalloc_socket(name.c_str(), sizeof(FlowRecord) * slots_, 64, socket_id));
-    if (records_ == nullptr) {
-        rte_hash_free(hash_);
-        throw std::runtime_error("cannot allocate " + std::to_string(slots_) + " flow records");
+    nbuckets_ = static_cast<uint32_t>(capacity / (kWays * kIndexLoad)) + 1;
+    try {
+        buckets_ = zalloc<Bucket>(name, "index", nbuckets_, socket_id);
+        keys_ = zalloc<KeySlot>(name, "keys", slots_, socket_id);
+        records_ = zalloc<FlowRecord>(name, "records", slots_, socket_id);
+        free_ = zalloc<uint32_t>(name, "free positions", slots_, socket_id);
+    } catch (...) {
+        rte_free(free_);
+        rte_free(records_);
+        rte_free(keys_);
+        rte_free(buckets_);
+        throw;
     }
+    // Position 0 is handed out first, then 1, ...
+    for (uint32_t i = 0; i < slots_; ++i) free_[i] = slots_ - 1 - i;
+    nfree_ = slots_;
 }
 
 FlowTable::~FlowTable() {
+    rte_free(free_);
     rte_free(records_);
-    rte_hash_free(hash_);
+    rte_free(keys_);
+    rte_free(buckets_);
 }
 
 size_t FlowTable::bytes_per_flow() {
-    // Our record; in rte_hash: the key slot (data pointer + key, rounded up to 16 bytes: one
-    // 64-byte line), the bucket entry (signature and index, 8 per 64-byte bucket), as much again
-    // for the extendable buckets, and the free-slot ring's entry (a power of two, up to twice
-    // the entries). Within a few bytes of what `bench_micro --memory-per-flow` measures from
-    // DPDK's allocator.
-    constexpr size_t key_slot = (sizeof(void*) + sizeof(FlowKey) + 15) / 16 * 16;
-    return sizeof(FlowRecord) + key_slot + 8 + 8 + 8;
+    // The record, the key's line, the free-position stack's entry and the index's share (one
+    // 64-byte bucket per kWays x kIndexLoad flows). Within a few bytes of what
+    // `bench_micro --memory-per-flow` measures from DPDK's allocator.
+    return sizeof(FlowRecord) + sizeof(KeySlot) + sizeof(uint32_t) +
+           static_cast<size_t>(sizeof(Bucket) / (kWays * kIndexLoad) + 0.5);
+}
+
+// Six 8-byte words compared at once, no branch per word (no libc call either).
+bool FlowTable::same_key(const FlowKey& a, const FlowKey& b) {
+    static_assert(sizeof(FlowKey) == 48);
+    uint64_t wa[6], wb[6];
+    std::memcpy(wa, &a, sizeof wa);
+    std::memcpy(wb, &b, sizeof wb);
+    return ((wa[0] ^ wb[0]) | (wa[1] ^ wb[1]) | (wa[2] ^ wb[2]) | (wa[3] ^ wb[3]) |
+            (wa[4] ^ wb[4]) | (wa[5] ^ wb[5])) == 0;
+}
+
+int64_t FlowTable::find(const FlowKey& key, uint32_t hash) const {
+    const uint16_t sig = sig_of(hash);
+    uint32_t b = home(hash);
+    for (uint32_t n = 0; n < nbuckets_; ++n, b = next(b)) {
+        const Bucket& bk = buckets_[b];
+        for (uint32_t m = sig_mask(bk, sig); m != 0;) {
+            const uint32_t pos = bk.pos[take_way(m)];
+            if (same_key(keys_[pos].key, key)) return pos;
+        }
+        if (bk.spilled == 0) break;
+    }
+    return -1;
 }
 
 FlowRecord* FlowTable::lookup(const FlowKey& key, uint32_t hash) {
-    const int32_t pos = rte_hash_lookup_with_hash(hash_, &key, hash);
-    if (pos < 0 || static_cast<uint32_t>(pos) >= slots_) return nullptr;
-    return &records_[pos];
+    const int64_t pos = find(key, hash);
+    return pos < 0 ? nullptr : &records_[pos];
 }
 
+// Two steps over the whole batch, each starting every load of the next before using one: the
+// home buckets; then, for each bucket's first signature match, the key and the record together.
+// Keys whose first candidate is not theirs, or that may have spilled, take find().
 void FlowTable::lookup_bulk(const FlowKey* const* keys, const uint32_t* hashes, uint32_t n,
                             FlowRecord** out) {
-    int32_t pos[kBulkMax];
     if (n > kBulkMax) n = kBulkMax;
-    rte_hash_lookup_with_hash_bulk(
-        hash_, reinterpret_cast<const void**>(const_cast<const FlowKey**>(keys)),
-        const_cast<hash_sig_t*>(hashes), n, pos);
+    uint32_t at[kBulkMax];
     for (uint32_t i = 0; i < n; ++i) {
-        if (pos[i] >= 0 && static_cast<uint32_t>(pos[i]) < slots_) {
-            out[i] = &records_[pos[i]];
-            rte_prefetch0(out[i]);
-            rte_prefetch0(reinterpret_cast<const uint8_t*>(out[i]) + 64);
-        } else {
+        at[i] = home(hashes[i]);
+        rte_prefetch0(&buckets_[at[i]]);
+    }
+    constexpr uint32_t kMiss = UINT32_MAX, kSlow = UINT32_MAX - 1;
+    for (uint32_t i = 0; i < n; ++i) {
+        const Bucket& bk = buckets_[at[i]];
+        uint32_t m = sig_mask(bk, sig_of(hashes[i]));
+        if (m == 0) {
+            at[i] = bk.spilled == 0 ? kMiss : kSlow;
+            continue;
+        }
+        const uint32_t pos = bk.pos[take_way(m)];
+        at[i] = pos;
+        rte_prefetch0(&keys_[pos]);
+        rte_prefetch0(&records_[pos]);
+        rte_prefetch0(reinterpret_cast<const uint8_t*>(&records_[pos]) + 64);
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+        if (at[i] == kMiss) {
             out[i] = nullptr;
+        } else if (at[i] != kSlow && same_key(keys_[at[i]].key, *keys[i])) {
+            out[i] = &records_[at[i]];
+        } else {
+            out[i] = lookup(*keys[i], hashes[i]);
+            if (out[i] != nullptr) {
+                rte_prefetch0(out[i]);
+                rte_prefetch0(reinterpret_cast<const uint8_t*>(out[i]) + 64);
+            }
         }
     }
 }
 
+// The caller has looked `key` up and not found it.
 FlowRecord* FlowTable::insert(const FlowKey& key, uint32_t hash, uint64_t now_ns, bool is_syn) {
     if (active_ >= capacity_) {
         stats_.full++;
         if (!is_syn || !evict_one(now_ns)) return nullptr;  // admit SYNs first
     }
-    int32_t pos = rte_hash_add_key_with_hash(hash_, &key, hash);
-    if (pos < 0) {
-        stats_.full++;
-        if (!is_syn || !evict_one(now_ns)) return nullptr;
-        pos = rte_hash_add_key_with_hash(hash_, &key, hash);
-        if (pos < 0) return nullptr;
+    const uint32_t pos = free_[--nfree_];
+    // The first bucket with a free way from the home bucket on; the full ones passed count it.
+    uint32_t b = home(hash);
+    for (;;) {
+        Bucket& bk = buckets_[b];
+        const uint32_t empty = sig_mask(bk, 0);
+        if (empty != 0) {
+            uint32_t m = empty;
+            const uint32_t w = take_way(m);
+            bk.sig[w] = sig_of(hash);
+            bk.pos[w] = pos;
+            break;
+        }
+        bk.spilled++;
+        b = next(b);
     }
-    if (static_cast<uint32_t>(pos) >= slots_) {  // cannot happen with single-writer rte_hash
-        rte_hash_del_key_with_hash(hash_, &key, hash);
-        return nullptr;
-    }
+    keys_[pos].key = key;
+    keys_[pos].hash = hash;
     FlowRecord& r = records_[pos];
     const uint16_t gen = static_cast<uint16_t>(r.gen + 1);
     r = FlowRecord{};
@@ -110,23 +190,36 @@ FlowRecord* FlowTable::insert(const FlowKey& key, uint32_t hash, uint64_t now_ns
     return &r;
 }
 
+void FlowTable::unlink(uint32_t pos) {
+    const uint32_t hash = keys_[pos].hash;
+    const uint16_t sig = sig_of(hash);
+    uint32_t b = home(hash);
+    for (uint32_t n = 0; n < nbuckets_; ++n) {
+        Bucket& bk = buckets_[b];
+        for (uint32_t m = sig_mask(bk, sig); m != 0;) {
+            const uint32_t w = take_way(m);
+            if (bk.pos[w] != pos) continue;
+            bk.sig[w] = 0;
+            // The buckets it had passed no longer hold it up.
+            for (uint32_t c = home(hash); c != b; c = next(c)) buckets_[c].spilled--;
+            records_[pos].in_use = 0;
+            free_[nfree_++] = pos;
+            active_--;
+            removals_++;
+            return;
+        }
+        b = next(b);
+    }
+}
+
 void FlowTable::erase_at(uint32_t pos, RemoveReason why) {
     if (hook_) hook_(hook_ctx_, records_[pos], why);
-    void* key = nullptr;
-    if (rte_hash_get_key_with_position(hash_, static_cast<int32_t>(pos), &key) == 0)
-        rte_hash_del_key(hash_, key);
-    records_[pos].in_use = 0;
-    active_--;
-    removals_++;
+    unlink(pos);
 }
 
 void FlowTable::remove(const FlowKey& key) {
-    const int32_t pos = rte_hash_del_key(hash_, &key);
-    if (pos >= 0 && static_cast<uint32_t>(pos) < slots_ && records_[pos].in_use) {
-        records_[pos].in_use = 0;
-        active_--;
-        removals_++;
-    }
+    const int64_t pos = find(key, flow_hash(key));
+    if (pos >= 0 && records_[pos].in_use) unlink(static_cast<uint32_t>(pos));
 }
 
 bool FlowTable::expired(const FlowRecord& r, uint64_t now_ns) const {

@@ -1,5 +1,8 @@
-// Per-worker flow table on DPDK's rte_hash. Sized at start-up, allocated from hugepages when the
-// EAL has them, never grown. One table per worker lcore: single writer, no locks.
+// Per-worker flow table: records, their keys and an index of signatures, allocated from DPDK's
+// heap (hugepages when the EAL has them) at start-up, never grown. One table per worker lcore:
+// single writer, no locks. Not rte_hash: its lookup reads two candidate buckets and then the key
+// slot, three dependent DRAM lines before the record at 1 M flows, where this index reads one
+// bucket and then the key and the record at once (README "Where the time goes").
 #pragma once
 
 #include <cstdint>
@@ -7,8 +10,6 @@
 
 #include "flow/flow_key.hpp"
 #include "tcp/connection.hpp"
-
-struct rte_hash;
 
 namespace rstmon::flow {
 
@@ -48,7 +49,7 @@ struct FlowTableStats {
 
 class FlowTable {
 public:
-    // `name` must be unique in the process (rte_hash names are global). Throws on failure.
+    // `name` names its memory in DPDK's heap. Throws on failure.
     FlowTable(const std::string& name, uint32_t capacity, int socket_id, FlowTimeouts timeouts);
     ~FlowTable();
     FlowTable(const FlowTable&) = delete;
@@ -115,14 +116,45 @@ public:
     static size_t bytes_per_flow();
 
 private:
+    // The index: buckets of kWays (16-bit signature, position) entries, one cache line each.
+    // A flow goes in the first bucket with room from its home bucket on (linear probing); each
+    // full bucket it passes counts it in `spilled`, so a lookup stops at the first bucket that
+    // nothing passed. The key lives in its own line beside the record (KeySlot, same position):
+    // a lookup reads the home bucket, then the key and the record together.
+    static constexpr uint32_t kWays = 8;
+    struct alignas(64) Bucket {
+        uint16_t sig[kWays];  // 0: empty way
+        uint32_t pos[kWays];
+        uint32_t spilled;     // flows stored past this bucket whose home is here or before it
+    };
+    static_assert(sizeof(Bucket) == 64);
+    struct alignas(64) KeySlot {
+        FlowKey key;
+        uint32_t hash;  // flow_hash(key): removal finds the entry without hashing again
+    };
+    static_assert(sizeof(KeySlot) == 64);
+
+    uint32_t home(uint32_t hash) const {
+        return static_cast<uint32_t>((static_cast<uint64_t>(hash) * nbuckets_) >> 32);
+    }
+    static uint16_t sig_of(uint32_t hash) { return static_cast<uint16_t>(hash | 1u); }
+    uint32_t next(uint32_t b) const { return b + 1 == nbuckets_ ? 0 : b + 1; }
+    static bool same_key(const FlowKey& a, const FlowKey& b);
+    int64_t find(const FlowKey& key, uint32_t hash) const;  // position or -1
+    void unlink(uint32_t pos);  // takes `pos` out of the index
+
     bool expired(const FlowRecord& r, uint64_t now_ns) const;
     bool evict_one(uint64_t now_ns);
     void erase_at(uint32_t pos, RemoveReason why);
 
-    rte_hash* hash_ = nullptr;
+    Bucket* buckets_ = nullptr;
+    KeySlot* keys_ = nullptr;
     FlowRecord* records_ = nullptr;
+    uint32_t* free_ = nullptr;  // stack of free positions
+    uint32_t nfree_ = 0;
+    uint32_t nbuckets_ = 0;
     uint32_t capacity_ = 0;
-    uint32_t slots_ = 0;  // positions rte_hash may hand out
+    uint32_t slots_ = 0;  // positions: one per flow of the capacity
     uint32_t active_ = 0;
     uint32_t cursor_ = 0;
     uint64_t removals_ = 0;

@@ -2,6 +2,10 @@
 
 #include <rte_memory.h>
 
+#include <map>
+#include <random>
+#include <vector>
+
 #include "flow/flow_table.hpp"
 
 using namespace rstmon;
@@ -93,4 +97,98 @@ TEST(FlowTable, SweepIsIncremental) {
     EXPECT_LE(t.stats().expired, 8u);
     for (int i = 0; i < 200; ++i) t.sweep(1000000 * kSec, 8);
     EXPECT_EQ(t.active(), 0u);
+}
+
+// Every key in one home bucket (the caller hands the hash in): the index spills them over the
+// following buckets, finds each, and finds the rest after some are removed from the middle.
+TEST(FlowTable, KeysSharingOneHashAreAllFoundAcrossSpilledBuckets) {
+    constexpr uint32_t cap = 200;
+    flow::FlowTable t(unique_name(), cap, SOCKET_ID_ANY, {});
+    constexpr uint32_t h = 0x12345678;
+    std::vector<flow::FlowRecord*> recs;
+    for (uint32_t i = 0; i < cap; ++i) {
+        ASSERT_EQ(t.lookup(key(i), h), nullptr) << i;
+        recs.push_back(t.insert(key(i), h, kSec, true));
+        ASSERT_NE(recs.back(), nullptr) << i;
+    }
+    for (uint32_t i = 0; i < cap; ++i) ASSERT_EQ(t.lookup(key(i), h), recs[i]) << i;
+    for (uint32_t i = 0; i < cap; i += 3) {  // out of the middle of the chain: by expiry
+        recs[i]->last_ns = 0;
+        ASSERT_TRUE(t.expire_if_stale(recs[i], 100000 * kSec)) << i;
+    }
+    for (uint32_t i = 0; i < cap; ++i)
+        ASSERT_EQ(t.lookup(key(i), h), i % 3 == 0 ? nullptr : recs[i]) << i;
+    EXPECT_EQ(t.active(), cap - (cap + 2) / 3);
+    for (uint32_t i = 0; i < cap; i += 3) ASSERT_NE(t.insert(key(i), h, kSec, true), nullptr) << i;
+    for (uint32_t i = 1; i < cap; i += 3) ASSERT_EQ(t.lookup(key(i), h), recs[i]) << i;
+    EXPECT_EQ(t.active(), cap);
+}
+
+// Random inserts, lookups (single and bulk) and removals against a std::map, with the real
+// hash and with hashes squeezed into 4 values (long spill chains), through a full table.
+TEST(FlowTable, AgreesWithAModelUnderChurn) {
+    for (const uint32_t squeeze : {0u, 4u}) {
+        constexpr uint32_t cap = 512;
+        flow::FlowTable t(unique_name(), cap, SOCKET_ID_ANY, {});
+        auto hash_of = [&](uint32_t k) {
+            const uint32_t h = flow::flow_hash(key(k));
+            return squeeze ? (h % squeeze) * 0x40000001u : h;
+        };
+        std::map<uint32_t, flow::FlowRecord*> model;
+        std::mt19937 rng(squeeze + 1);
+        uint32_t removed_by_hook = 0;
+        for (int step = 0; step < 40000; ++step) {
+            const uint32_t k = rng() % 1500;
+            const uint32_t h = hash_of(k);
+            const auto it = model.find(k);
+            flow::FlowRecord* found = t.lookup(key(k), h);
+            ASSERT_EQ(found, it == model.end() ? nullptr : it->second) << step;
+            switch (rng() % 3) {
+            case 0:
+                if (it == model.end() && t.active() < cap) {
+                    flow::FlowRecord* r = t.insert(key(k), h, kSec, true);
+                    ASSERT_NE(r, nullptr);
+                    for (const auto& [mk, mr] : model) ASSERT_NE(mr, r) << "position reused";
+                    model[k] = r;
+                }
+                break;
+            case 1:
+                if (it != model.end()) {
+                    // remove() hashes the key with flow_hash: with squeezed hashes the record
+                    // leaves by expiry (the table's own removal, which keeps the hash).
+                    if (!squeeze) {
+                        t.remove(key(k));
+                    } else {
+                        it->second->last_ns = 0;
+                        t.set_remove_hook([](void* n, const flow::FlowRecord&, flow::RemoveReason) {
+                            ++*static_cast<uint32_t*>(n);
+                        }, &removed_by_hook);
+                        ASSERT_TRUE(t.expire_if_stale(it->second, 1000000 * kSec));
+                    }
+                    model.erase(it);
+                }
+                break;
+            default: {
+                std::vector<flow::FlowKey> ks;
+                std::vector<uint32_t> hs, ids;
+                for (uint32_t j = 0; j < 32; ++j) {
+                    ids.push_back(rng() % 1500);
+                    ks.push_back(key(ids.back()));
+                    hs.push_back(hash_of(ids.back()));
+                }
+                std::vector<const flow::FlowKey*> kp;
+                for (auto& x : ks) kp.push_back(&x);
+                flow::FlowRecord* out[32];
+                t.lookup_bulk(kp.data(), hs.data(), 32, out);
+                for (uint32_t j = 0; j < 32; ++j) {
+                    const auto m = model.find(ids[j]);
+                    ASSERT_EQ(out[j], m == model.end() ? nullptr : m->second) << step << " " << j;
+                }
+            }
+            }
+            ASSERT_EQ(t.active(), model.size());
+        }
+        EXPECT_GT(model.size(), cap / 2);  // it ran near full
+        if (squeeze) EXPECT_GT(removed_by_hook, 1000u);
+    }
 }
