@@ -10,7 +10,10 @@ in one round stays within a few percent. Needs two CPUs. Timing only: no thresho
     /usr/bin/python3 tests/bench/ab_micro.py OLD/bench_micro NEW/bench_micro \
         [--filter 'WorkerUpdate/(1024|1048576)$'] [--rounds 4] [--min-time 2]
 
-Prints each round's rates and, per benchmark, the median of NEW/OLD.
+Prints each round's rates and, per benchmark, the median of NEW/OLD. A benchmark whose set-up
+takes seconds (BM_WorkerUpdate/10000000 fills 10 M flows first) lines up badly when the two
+builds set up at different speeds: one measures while the other still fills its table. Compare
+those one at a time, alone, with --filter.
 """
 import argparse
 import os

@@ -1,12 +1,12 @@
 // Micro-benchmarks (Google Benchmark): parsing one frame, and the whole per-packet path of a
 // worker (parse, bulk lookup, TCP update, expiry sweep) over working sets of 1K, 1M and 10M flows
-// on a real rte_hash table. Timing only: no pass/fail.
+// on a real FlowTable in DPDK's heap. Timing only: no pass/fail.
 //
 //   bench_micro [--benchmark_filter=...] [-- EAL args]   (default EAL: --no-huge -m 6144)
 //
 // --memory-per-flow N (no Google Benchmark): what one FlowTable of N flows takes from DPDK's
-// allocator, everything rte_hash allocates included (buckets, extendable buckets, key store,
-// free-slot rings, the per-lcore caches when it has them) and the record array: the heap's
+// allocator, everything the table allocates included (index buckets, key lines, the record
+// array, the free-position stack): the heap's
 // allocated bytes (rte_malloc_get_socket_stats, every socket) before and after the table is made,
 // divided by N, next to FlowTable::bytes_per_flow() (the formula `rstmon --version` prints).
 // Prints one JSON object. Default EAL: --no-huge with -m sized for N, -l 0.
@@ -231,7 +231,7 @@ int memory_per_flow(uint64_t flows) {
     const double n = static_cast<double>(flows);
     std::printf("{\"flows\":%" PRIu64 ",\"heap_bytes\":%" PRIu64 ",\"allocations\":%" PRIu64
                 ",\"bytes_per_flow\":%.1f,\"record_bytes_per_flow\":%zu,"
-                "\"hash_bytes_per_flow\":%.1f,\"formula_bytes_per_flow\":%zu}\n",
+                "\"key_index_bytes_per_flow\":%.1f,\"formula_bytes_per_flow\":%zu}\n",
                 flows, table_bytes, elements, static_cast<double>(table_bytes) / n,
                 sizeof(flow::FlowRecord), static_cast<double>(table_bytes - records) / n,
                 flow::FlowTable::bytes_per_flow());
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
             ++i;
-            // The table's own size plus room: 4x the formula covers rte_hash's overheads.
+            // The table's own size plus room (4x the formula).
             const uint64_t mb = 256 + mem_flows * 4 * flow::FlowTable::bytes_per_flow() / (1 << 20);
             eal = {"bench_micro", "--no-huge", "-m", std::to_string(mb), "--no-pci",
                    "--no-shconf", "--no-telemetry", "--log-level=4", "-l", "0"};

@@ -30,8 +30,8 @@
      on the main capture and the smaller one: seconds of each and rstmon/tcpdump. The figure is
      flagged invalid unless rstmon's report counts every frame of the file and some RSTs;
   8. memory per flow from the allocator: `bench_micro --memory-per-flow N` (N = --memory-flows,
-     default 1M) creates one FlowTable of N flows and divides what DPDK's heap gave it (rte_hash's
-     buckets, extendable buckets, key store and free-slot rings, and the records) by N, next to
+     default 1M) creates one FlowTable of N flows and divides what DPDK's heap gave it (index
+     buckets, key lines, free-position stack and records) by N, next to
      FlowTable::bytes_per_flow() (the formula `rstmon --version` prints); target <= 128 bytes.
 
 Printed: the side-by-side table (Mpps, rstmon 1 worker / tool, peak RSS), the per-lcore rates of
@@ -573,8 +573,8 @@ def print_tables(res, args, worker_counts):
         print(f"\nmemory per flow: error: {mem['error']}")
     else:
         print(f"\nmemory per flow (DPDK heap, FlowTable of {mem['flows']} flows): "
-              f"{mem['bytes_per_flow']:.1f} bytes (record {mem['record_bytes_per_flow']}, rte_hash "
-              f"{mem['hash_bytes_per_flow']:.1f}); formula FlowTable::bytes_per_flow() "
+              f"{mem['bytes_per_flow']:.1f} bytes (record {mem['record_bytes_per_flow']}, key and "
+              f"index {mem['key_index_bytes_per_flow']:.1f}); formula FlowTable::bytes_per_flow() "
               f"{mem['formula_bytes_per_flow']}; target <= 128: "
               f"{'met' if mem['bytes_per_flow'] <= 128 else 'NOT met'}")
 
